@@ -1,0 +1,30 @@
+"""Entry points of the two commands: `degradekit` (data synthesis) and `trainer` (training/inference).
+
+Each subcommand lives in its own module (degradekit/commands/*, trainer/commands/*) and is registered here.
+Heavy imports (torch) happen inside the subcommands, so `--help` stays fast.
+"""
+import click
+
+from degradekit.commands import config as _config_cmd
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="degradekit")
+def degradekit():
+    """Render LR/HR training pairs with the Real-ESRGAN degradation model or RealSR kernel/noise pools."""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="degradekit")
+def trainer():
+    """Train Real-ESRNet / Real-ESRGAN on degradekit shards, and run tiled inference."""
+
+
+# --- degradekit subcommands (one line per module) ---
+degradekit.add_command(_config_cmd.config)
+
+# --- trainer subcommands (one line per module) ---
+
+
+if __name__ == "__main__":  # pragma: no cover
+    degradekit()
