@@ -1,0 +1,187 @@
+"""degradekit.imageio: every odd input becomes uint8 HxWx3 RGB or a one-line ImageError."""
+import io
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from degradekit.imageio import (ImageError, apply_exif_orientation, decode_image, decode_png, encode_image,
+                                encode_png, read_image, write_png)
+
+
+def _rng_img(h=24, w=32, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def test_rgb_png_roundtrip_and_jpeg_webp_bmp_tiff(tmp_path):
+    img = _rng_img()
+    for ext in ("png", "bmp", "tiff", "webp"):
+        p = tmp_path / f"a.{ext}"
+        kw = {"lossless": True} if ext == "webp" else {}
+        Image.fromarray(img).save(p, **kw)
+        out = read_image(p)
+        assert out.dtype == np.uint8 and out.shape == (24, 32, 3) and out.flags.c_contiguous
+        np.testing.assert_array_equal(out, img, err_msg=ext)
+    p = tmp_path / "a.jpg"
+    Image.fromarray(img).save(p, quality=95)
+    assert read_image(p).shape == (24, 32, 3)
+
+
+def test_gray_and_1bit_become_three_equal_channels(tmp_path):
+    g = _rng_img()[..., 0]
+    Image.fromarray(g).save(tmp_path / "g.png")
+    out = read_image(tmp_path / "g.png")
+    assert out.shape == (24, 32, 3)
+    for c in range(3):
+        np.testing.assert_array_equal(out[..., c], g)
+    Image.fromarray(g > 127).save(tmp_path / "b.png")
+    out = read_image(tmp_path / "b.png")
+    np.testing.assert_array_equal(out[..., 1], np.where(g > 127, 255, 0))
+
+
+def test_16bit_is_scaled_not_wrapped(tmp_path):
+    vals = np.array([0, 128, 129, 257, 300, 32896, 65535, 65534, 1000, 40000, 514, 771], np.uint16)
+    g = np.tile(vals, (4, 1))
+    cv2.imwrite(str(tmp_path / "g16.png"), g)
+    out = read_image(tmp_path / "g16.png")
+    expect = np.floor(vals / 257 + 0.5).astype(np.uint8)  # round half up of x / 257
+    np.testing.assert_array_equal(out[0, :, 0], expect)
+    np.testing.assert_array_equal(out[..., 2], out[..., 0])
+    # 16-bit colour PNG and TIFF (OpenCV writes BGR): red channel carries vals
+    rgb = np.zeros((4, 12, 3), np.uint16)
+    rgb[..., 0] = vals
+    rgb[..., 2] = 65535 - vals
+    for ext in ("png", "tif"):
+        cv2.imwrite(str(tmp_path / f"c16.{ext}"), rgb[..., ::-1])
+        out = read_image(tmp_path / f"c16.{ext}")
+        np.testing.assert_array_equal(out[0, :, 0], expect, err_msg=ext)
+        np.testing.assert_array_equal(out[0, :, 2], np.floor((65535 - vals) / 257 + 0.5).astype(np.uint8))
+        assert (out[..., 1] == 0).all()
+
+
+def test_alpha_composited_on_white(tmp_path):
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[..., 3] = [[0, 255, 128, 64]] * 4
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    out = read_image(tmp_path / "a.png")
+    a = rgba[0, :, 3] / 255.0
+    np.testing.assert_array_equal(out[0, :, 0], np.rint(200 * a + 255 * (1 - a)).astype(np.uint8))
+    np.testing.assert_array_equal(out[0, :, 1], np.rint(255 * (1 - a)).astype(np.uint8))
+    # fully transparent -> white, opaque -> colour
+    assert tuple(out[0, 0]) == (255, 255, 255) and tuple(out[0, 1]) == (200, 0, 0)
+    # gray + alpha
+    la = Image.fromarray(np.stack([np.full((4, 4), 10, np.uint8), np.zeros((4, 4), np.uint8)], -1), "LA")
+    la.save(tmp_path / "la.png")
+    assert (read_image(tmp_path / "la.png") == 255).all()
+
+
+def test_palette_with_and_without_transparency(tmp_path):
+    img = _rng_img(16, 16)
+    p = Image.fromarray(img).quantize(8)
+    p.save(tmp_path / "p.png")
+    out = read_image(tmp_path / "p.png")
+    np.testing.assert_array_equal(out, np.asarray(p.convert("RGB")))
+    p.info["transparency"] = 0
+    p.save(tmp_path / "pt.png", transparency=0)
+    out = read_image(tmp_path / "pt.png")
+    idx = np.asarray(p)
+    assert (out[idx == 0] == 255).all()
+    np.testing.assert_array_equal(out[idx != 0], np.asarray(p.convert("RGB"))[idx != 0])
+
+
+def test_cmyk_jpeg(tmp_path):
+    img = _rng_img(16, 16)
+    Image.fromarray(img).convert("CMYK").save(tmp_path / "c.jpg", quality=100)
+    out = read_image(tmp_path / "c.jpg")
+    assert out.shape == (16, 16, 3)
+    assert np.abs(out.astype(int) - img.astype(int)).mean() < 12  # lossy, but the same picture
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_matches_pil(tmp_path, orientation):
+    img = _rng_img(10, 14, seed=orientation)
+    im = Image.fromarray(img)
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    im.save(tmp_path / "o.jpg", exif=exif, quality=100, subsampling=0)
+    out = read_image(tmp_path / "o.jpg")
+    ref = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "o.jpg")).convert("RGB"))
+    np.testing.assert_array_equal(out, ref)
+    assert out.shape[:2] == ((14, 10) if orientation >= 5 else (10, 14))
+    np.testing.assert_array_equal(apply_exif_orientation(img, 1), img)
+
+
+def test_corrupt_truncated_empty_nonimage(tmp_path):
+    img = _rng_img(64, 64)
+    good = encode_png(img)
+    cases = {
+        "empty.png": b"",
+        "text.png": b"hello, this is not an image\n" * 10,
+        "trunc.png": good[: len(good) // 2],
+        "garbage.jpg": b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4,
+    }
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG", quality=90)
+    cases["trunc.jpg"] = buf.getvalue()[: len(buf.getvalue()) // 2]
+    for name, data in cases.items():
+        p = tmp_path / name
+        p.write_bytes(data)
+        with pytest.raises(ImageError) as ei:
+            read_image(p)
+        msg = str(ei.value)
+        assert msg.startswith(str(p) + ": ") and "\n" not in msg, msg
+    with pytest.raises(ImageError, match="No such file"):
+        read_image(tmp_path / "missing.png")
+    with pytest.raises(ImageError, match="directory"):
+        read_image(tmp_path)
+
+
+def _png_header_only(w, h):
+    """A tiny PNG whose header claims w x h pixels (a decompression bomb shape)."""
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 10)) + chunk(b"IEND", b"")
+
+
+def test_pixel_limit_checked_on_header(tmp_path):
+    p = tmp_path / "bomb.png"
+    p.write_bytes(_png_header_only(30000, 30000))  # 900 MP claimed, 80 bytes on disk
+    with pytest.raises(ImageError, match="pixels"):
+        read_image(p)
+    Image.fromarray(_rng_img(50, 50)).save(tmp_path / "ok.png")
+    with pytest.raises(ImageError, match="2500 pixels exceeds the limit of 2000"):
+        read_image(tmp_path / "ok.png", max_pixels=2000)
+    assert read_image(tmp_path / "ok.png", max_pixels=2500).shape == (50, 50, 3)
+
+
+def test_encode_png_deterministic_lossless_levels(tmp_path):
+    yy, xx = np.mgrid[0:40, 0:30]
+    img = np.stack([yy * 5, xx * 7, (yy + xx) * 3], -1).astype(np.uint8)  # compressible
+    img[::7, ::5] = 255
+    sizes = {}
+    for lvl in (0, 1, 3, 9):
+        a, b = encode_png(img, lvl), encode_png(img.copy(), lvl)
+        assert a == b
+        np.testing.assert_array_equal(decode_png(a), img)
+        sizes[lvl] = len(a)
+    assert sizes[0] > sizes[9]
+    ppm = encode_image(img, "ppm")
+    np.testing.assert_array_equal(decode_png(ppm), img)  # cv2.imdecode reads PPM too
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(ppm))), img)
+    write_png(tmp_path / "w.png", img)
+    np.testing.assert_array_equal(read_image(tmp_path / "w.png"), img)
+    assert list(tmp_path.iterdir()) == [tmp_path / "w.png"]
+    with pytest.raises(ValueError):
+        encode_png(img.astype(np.float32))
+    with pytest.raises(ValueError):
+        encode_image(img, "gif")
+
+
+def test_decode_image_bytes_names_path():
+    with pytest.raises(ImageError, match=r"^src/x.png: empty file$"):
+        decode_image(b"", "src/x.png")
