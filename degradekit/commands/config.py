@@ -1,0 +1,41 @@
+"""`degradekit config`: show the effective config of a preset or file, check a config file."""
+from __future__ import annotations
+
+import click
+
+
+@click.group("config", context_settings={"help_option_names": ["-h", "--help"]})
+def config():
+    """Show and check degradation configs (TOML)."""
+
+
+@config.command("show")
+@click.option("--preset", "preset_name", default="realesrgan", show_default=True,
+              help="Preset to show (realesrgan, realesrgan-x2).")
+@click.option("--file", "file", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="A (partial) TOML config: show it merged over its preset instead.")
+@click.option("--no-comments", is_flag=True, help="Leave out the comment line above each key.")
+def show(preset_name: str, file: str | None, no_comments: bool):
+    """Print the full effective config as TOML, to copy and edit."""
+    from degradekit.config import PRESETS, ConfigError, dump_config, load_config, preset
+
+    try:
+        cfg = load_config(file) if file else preset(preset_name)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    if file is None and preset_name not in PRESETS:  # pragma: no cover - preset() raised above
+        raise click.ClickException(f"unknown preset {preset_name!r}")
+    click.echo(dump_config(cfg, comments=not no_comments), nl=False)
+
+
+@config.command("check")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=str))
+def check(file: str):
+    """Validate FILE: print OK, or the one-line error and exit with status 1."""
+    from degradekit.config import ConfigError, load_config
+
+    try:
+        load_config(file)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{file}: OK")
