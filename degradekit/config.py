@@ -318,18 +318,19 @@ def _check_fields(obj, prefix: str, source: str) -> None:
             raise ConfigError(f"{source}: {key}: must not be empty")
         if meta.get("unique") and len(set(items)) != len(items):
             raise ConfigError(f"{source}: {key}: has duplicates: {list(items)}")
-        for v in items:
+        for i, v in enumerate(items):
+            k = f"{key}[{i}]" if is_tuple else key
             if "choices" in meta and v not in meta["choices"]:
-                raise ConfigError(f"{source}: {key}: {v!r} is not one of {', '.join(map(repr, meta['choices']))}")
+                raise ConfigError(f"{source}: {k}: {v!r} is not one of {', '.join(map(repr, meta['choices']))}")
             if "lo" in meta:
                 lo = meta["lo"]
                 if (v <= lo) if meta.get("lo_open") else (v < lo):
                     op = ">" if meta.get("lo_open") else ">="
-                    raise ConfigError(f"{source}: {key}: {v!r} out of range, must be {op} {lo:g}")
+                    raise ConfigError(f"{source}: {k}: {v!r} out of range, must be {op} {lo:g}")
             if "hi" in meta and v > meta["hi"]:
-                raise ConfigError(f"{source}: {key}: {v!r} out of range, must be <= {meta['hi']:.6g}")
+                raise ConfigError(f"{source}: {k}: {v!r} out of range, must be <= {meta['hi']:.6g}")
             if meta.get("odd") and v % 2 == 0:
-                raise ConfigError(f"{source}: {key}: {v!r} is not odd")
+                raise ConfigError(f"{source}: {k}: {v!r} is not odd")
         if is_tuple and typing.get_args(hint)[-1] is not Ellipsis and value[0] > value[1]:
             raise ConfigError(f"{source}: {key}: lo > hi in [{value[0]}, {value[1]}]")
     if hasattr(obj, "_checks"):

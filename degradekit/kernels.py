@@ -133,6 +133,17 @@ def build_kernel(params: KernelParams, pool=None) -> np.ndarray:
     raise ValueError(f"unknown kernel kind {kind!r}")
 
 
+def _choose(rng: np.random.Generator, weights) -> int:
+    """Index i with probability weights[i] / sum(weights) (one uniform draw; faster than rng.choice)."""
+    u = rng.uniform() * sum(weights)
+    acc = 0.0
+    for i, w in enumerate(weights):
+        acc += w
+        if u < acc:
+            return i
+    return max(i for i, w in enumerate(weights) if w > 0)  # u == sum(weights) up to rounding
+
+
 def _uniform(rng: np.random.Generator, lo_hi) -> float:
     lo, hi = lo_hi
     return float(rng.uniform(lo, hi))
@@ -161,9 +172,7 @@ def sample_kernel(rng: np.random.Generator, kcfg, *, pool=None, scale: int = 4) 
     if rng.uniform() < kcfg.sinc_prob:
         omega = kcfg.sinc_omega_small if size < kcfg.sinc_large_from else kcfg.sinc_omega_large
         return KernelParams(kind="sinc", size=size, omega_c=_uniform(rng, omega))
-    w = kcfg.weights
-    probs = np.array([getattr(w, k) for k in KINDS], dtype=np.float64)
-    kind = KINDS[int(rng.choice(len(KINDS), p=probs / probs.sum()))]
+    kind = KINDS[_choose(rng, [getattr(kcfg.weights, k) for k in KINDS])]
     sigma_x = _uniform(rng, kcfg.sigma)
     if kind.endswith("aniso"):
         sigma_y = _uniform(rng, kcfg.sigma)
