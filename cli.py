@@ -6,6 +6,8 @@ Heavy imports (torch) happen inside the subcommands, so `--help` stays fast.
 import click
 
 from degradekit.commands import config as _config_cmd
+from degradekit.commands import preview as _preview_cmd
+from degradekit.commands import synth as _synth_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,6 +24,8 @@ def trainer():
 
 # --- degradekit subcommands (one line per module) ---
 degradekit.add_command(_config_cmd.config)
+degradekit.add_command(_preview_cmd.preview)
+degradekit.add_command(_synth_cmd.synth)
 
 # --- trainer subcommands (one line per module) ---
 

@@ -1,0 +1,131 @@
+"""`degradekit preview`: a contact sheet of what a config does to an image, or histograms of its draws."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def _load_cfg(config_file, preset_name, scale, order):
+    import dataclasses
+
+    from degradekit.config import ConfigError, load_config, preset, validate_config
+
+    try:
+        cfg = load_config(config_file) if config_file else preset(preset_name)
+        changes = {k: v for k, v in (("scale", scale), ("order", order)) if v is not None}
+        if changes:
+            cfg = validate_config(dataclasses.replace(cfg, **changes), "command line")
+    except (ConfigError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    return cfg
+
+
+def _center_crop(img, size: int):
+    h, w = img.shape[:2]
+    if size <= 0 or (h <= size and w <= size):
+        return img
+    y0, x0 = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return img[y0:y0 + min(size, h), x0:x0 + min(size, w)]
+
+
+def _check_out(out: Path) -> None:
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise click.ClickException(f"{out}: the folder {parent} does not exist")
+
+
+@click.command("preview", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("img", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--sample", "sample_name", default=None, metavar="NAME",
+              help="Use a photo bundled with scikit-image instead of IMG (astronaut, coffee, chelsea, rocket, "
+                   "motorcycle_left, ...).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="TOML degradation config (see `degradekit config show`).")
+@click.option("--preset", "preset_name", default="realesrgan", show_default=True, help="Preset when no --config.")
+@click.option("--scale", type=click.Choice(["1", "2", "4"]), default=None, help="Override the config's scale.")
+@click.option("--order", type=click.IntRange(1, 8), default=None, help="Override the config's order.")
+@click.option("--seeds", type=click.IntRange(1, 64), default=4, show_default=True, help="Rows (one seed each).")
+@click.option("--seed", "first_seed", type=click.IntRange(0), default=0, show_default=True,
+              help="First seed; rows use SEED, SEED+1, ...")
+@click.option("--crop", type=click.IntRange(0), default=400, show_default=True,
+              help="Centre crop of the image used as HR (0: whole image).")
+@click.option("--stats", type=click.IntRange(1, 1_000_000), default=None, metavar="N",
+              help="Instead of a sheet: sample N parameter records and draw a histogram of each parameter.")
+@click.option("--pool", "pool_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="A kernel/noise pool: passed to the sampler, and without IMG/--stats its kernels and noise "
+                   "patches are drawn as sheets.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("preview.png"),
+              show_default=True, help="Output PNG.")
+@click.option("--quiet", is_flag=True, help="Do not print the parameter table.")
+def preview(img, sample_name, config_file, preset_name, scale, order, seeds, first_seed, crop, stats, pool_dir,
+            out, quiet):
+    """Show what a degradation config does, before a multi-day run.
+
+    \b
+    degradekit preview img.png --seeds 4 --out sheet.png     one row per seed: HR, every stage, LR, kernels
+    degradekit preview --stats 10000 --out stats.png         histogram of every drawn parameter
+    degradekit preview --pool POOL/ --out pool.png           the pool's kernels and noise patches
+    """
+    import numpy as np
+
+    from degradekit import preview as pv
+    from degradekit.imageio import ImageError, read_image, write_png
+
+    cfg = _load_cfg(config_file, preset_name, None if scale is None else int(scale), order)
+    _check_out(out)
+    pool = None
+    if pool_dir is not None:
+        from degradekit.pool import Pool, PoolError
+
+        try:
+            pool = Pool.load(pool_dir, scale=cfg.scale)
+        except PoolError as e:
+            raise click.ClickException(str(e)) from None
+
+    if stats is not None:
+        if img is not None or sample_name is not None:
+            raise click.ClickException("--stats samples parameters only: give no IMG/--sample with it")
+        from degradekit.pipeline import sample
+
+        rng = np.random.default_rng(first_seed)
+        records = [sample(rng, cfg, pool).to_dict() for _ in range(stats)]
+        write_png(out, pv.param_histograms(records))
+        click.echo(f"wrote {out}: histograms of {stats} parameter records")
+        return
+
+    if img is None and sample_name is None:
+        if pool is None:
+            raise click.ClickException("give an image (IMG), --sample NAME, --stats N or --pool POOL/")
+        from degradekit.pool.sheets import kernel_grid, noise_sheet
+
+        kpath = out.with_name(out.stem + "-kernels.png")
+        npath = out.with_name(out.stem + "-noise.png")
+        kernel_grid(pool, kpath)
+        noise_sheet(pool, npath)
+        click.echo(f"wrote {kpath} and {npath}")
+        return
+    if img is not None and sample_name is not None:
+        raise click.ClickException("give either IMG or --sample, not both")
+
+    if sample_name is not None:
+        import skimage
+
+        path = Path(skimage.__file__).parent / "data" / sample_name
+        cands = [p for p in (path, path.with_suffix(".png"), path.with_suffix(".jpg")) if p.is_file()]
+        if not cands:
+            raise click.ClickException(f"--sample {sample_name}: no such photo in scikit-image's data folder")
+        img = cands[0]
+    try:
+        hr = read_image(img)
+    except ImageError as e:
+        raise click.ClickException(str(e)) from None
+    hr = np.ascontiguousarray(_center_crop(hr, crop))
+    if min(hr.shape[:2]) < 21 or min(hr.shape[:2]) < 4 * cfg.scale:
+        raise click.ClickException(f"{img}: {hr.shape[1]}x{hr.shape[0]} is too small (at least 21x21 px)")
+    seed_list = list(range(first_seed, first_seed + seeds))
+    sheet, records = pv.contact_sheet(hr, cfg, seed_list, pool=pool)
+    write_png(out, sheet)
+    if not quiet:
+        click.echo(pv.params_table(records, seed_list))
+    click.echo(f"wrote {out}: {len(seed_list)} rows, {sheet.shape[1]}x{sheet.shape[0]} px")
