@@ -64,7 +64,7 @@ class KindWeights:
 @dataclass(frozen=True)
 class KernelConfig:
     """How one stage's blur kernel is drawn (spec section 2)."""
-    sizes: tuple[int, ...] = _f(SIZES, "kernel sizes k (uniform choice); odd, 1..21", lo=1,
+    sizes: tuple[int, ...] = _f(SIZES, "kernel sizes k (uniform choice)", lo=1,
                                 hi=MAX_KERNEL_SIZE, odd=True, nonempty=True, unique=True)
     sinc_prob: float = _f(0.1, "probability of a sinc kernel (else one of the six kinds)", lo=0.0, hi=1.0)
     sinc_omega_small: tuple[float, float] = _f((PI / 3, PI), "sinc cutoff omega_c range (rad/px) when "
@@ -161,7 +161,7 @@ class FinalConfig:
     modes: tuple[str, ...] = _f(MODES, "modes of the resize to HR // scale (uniform choice)", choices=MODES,
                                 nonempty=True, unique=True)
     sinc_prob: float = _f(0.8, "probability of the sinc filter (else identity)", lo=0.0, hi=1.0)
-    sinc_sizes: tuple[int, ...] = _f(SIZES, "sinc kernel sizes (uniform choice); odd, 1..21", lo=1,
+    sinc_sizes: tuple[int, ...] = _f(SIZES, "sinc kernel sizes (uniform choice)", lo=1,
                                      hi=MAX_KERNEL_SIZE, odd=True, nonempty=True, unique=True)
     sinc_omega: tuple[float, float] = _f((PI / 3, PI), "sinc cutoff omega_c range (rad/px), every size",
                                          lo=0.0, lo_open=True, hi=PI)
@@ -182,8 +182,8 @@ _REALESRGAN_STAGE2 = StageConfig(
 @dataclass(frozen=True)
 class DegradeConfig:
     """The whole Real-ESRGAN degradation model; the defaults are the `realesrgan` preset."""
-    scale: int = _f(4, "downscaling factor: LR = HR // scale; 1, 2 or 4", choices=(1, 2, 4))
-    order: int = _f(2, "number of degradation stages (1, 2 or more)", lo=1, hi=16)
+    scale: int = _f(4, "downscaling factor: LR size = HR size // scale", choices=(1, 2, 4))
+    order: int = _f(2, "number of degradation stages (1, 2 or more; the model is 2)", lo=1, hi=16)
     usm: UsmConfig = _f(UsmConfig(), "the unsharp mask of the HR")
     stages: tuple[StageConfig, ...] = _f((StageConfig(), _REALESRGAN_STAGE2), "stage settings; stage i uses stages[min(i, len) - 1]",
                                          nonempty=True)
@@ -458,7 +458,8 @@ def config_reference_markdown() -> str:
 
     def fmt(v):
         if isinstance(v, float):
-            for num, name in ((PI, "pi"), (PI / 3, "pi/3"), (PI / 5, "pi/5"), (-PI, "-pi")):
+            for num, name in ((PI, "pi"), (PI / 3, "pi/3"), (PI / 5, "pi/5"), (-PI, "-pi"), (2 * PI, "2 pi"),
+                              (-2 * PI, "-2 pi")):
                 if v == num:
                     return name
             return f"{v:g}"
