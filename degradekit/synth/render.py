@@ -1,0 +1,145 @@
+"""Rendering: one sample (HR crop + K degraded LRs + JSON record), one whole shard.
+
+Memory per worker is bounded by one decoded source, one scaled copy of it and one shard member at a time:
+sources are decoded when the sample stream reaches them (samples of one source are contiguous) and dropped
+when it moves on; shard members are streamed into the tar file as they are produced.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+import numpy as np
+
+from ..imageio import decode_image, encode_image
+from .plan import Plan, sample_seed, variant_seed
+from .prepare import crop_patch, scaled
+from .shards import ShardWriter, shard_name
+
+__all__ = ["SourceChanged", "SourceCache", "render_sample", "render_shard", "sample_key", "hr_for_sample",
+           "degrade_variant"]
+
+
+class SourceChanged(RuntimeError):
+    """A source file no longer matches the sha256 it had when the sample list was planned."""
+
+
+def sample_key(index: int) -> str:
+    return f"{index:09d}"
+
+
+class SourceCache:
+    """Holds the current source and scaled copy (the only large arrays a worker keeps)."""
+
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        self.si = self.ci = None
+        self.img = self.copy = None
+
+    def get(self, si: int, ci: int, path_override=None) -> np.ndarray:
+        if si != self.si:
+            src = self.plan.sources[si]
+            path = path_override or src.path
+            with open(path, "rb") as f:
+                data = f.read()
+            sha = hashlib.sha256(data).hexdigest()
+            if sha != src.sha256:
+                raise SourceChanged(f"{path}: sha256 {sha[:16]}... differs from the recorded {src.sha256[:16]}... "
+                                    f"(the file changed since the sample list was made)")
+            self.img = decode_image(data, path, max_pixels=self.plan.settings.max_pixels)
+            self.si, self.ci, self.copy = si, None, None
+        if ci != self.ci:
+            _, hh, ww = self.plan.copies[si][ci]
+            self.copy = scaled(self.img, hh, ww)
+            self.ci = ci
+        return self.copy
+
+
+def hr_for_sample(plan: Plan, index: int, cache: SourceCache, path_override=None):
+    """(HR patch uint8 PxPx3, record dict without variants) of sample ``index``."""
+    st = plan.settings
+    si, ci, y0, x0 = plan.locate(index)
+    img = cache.get(si, ci, path_override)
+    hr, box = crop_patch(img, y0, x0, st.patch)
+    src = plan.sources[si]
+    f, hh, ww = plan.copies[si][ci]
+    rec = {
+        "key": sample_key(index),
+        "source": {"path": src.path, "rel": src.rel, "sha256": src.sha256},
+        "multiscale": f,
+        "resized": [hh, ww],
+        "crop": list(box),
+        "pad": [st.patch - (box[2] - box[0]), st.patch - (box[3] - box[1])],
+        "scale": st.scale,
+        "order": st.order,
+        "seed": sample_seed(st.seed, index),
+    }
+    if st.pool is not None:
+        rec["pool"] = st.pool
+    if st.pipeline != "realesrgan":
+        rec["pipeline"] = st.pipeline
+    return hr, rec
+
+
+def degrade_variant(settings, hr: np.ndarray, seed: int, pool=None):
+    """(LR uint8, params dict) for one variant: the engine (or the RealSR pool pipeline) with ``seed``."""
+    rng = np.random.default_rng(seed)
+    if settings.pipeline == "realsr":
+        from ..pool import realsr
+
+        params = realsr.sample_realsr(rng, settings.config, pool)
+        return realsr.apply_realsr(hr, params, pool), params.to_dict()
+    from .. import pipeline
+
+    params = pipeline.sample(rng, settings.config, pool)
+    return pipeline.apply(hr, params, pool), params.to_dict()
+
+
+def render_sample(plan: Plan, index: int, cache: SourceCache, pool=None, timings=None) -> list[tuple[str, bytes]]:
+    """Tar members ``[(name, bytes), ...]`` of one sample, in the stored order (sorted by name)."""
+    st = plan.settings
+    hr, rec = hr_for_sample(plan, index, cache)
+    t0 = time.perf_counter()
+    key = rec["key"]
+    ext = st.codec
+    members = [(f"{key}.hr.{ext}", encode_image(hr, st.codec, level=st.png_level))]
+    t_enc = time.perf_counter() - t0
+    variants = []
+    for v in range(st.variants):
+        vs = variant_seed(st.seed, index, v)
+        lr, params = degrade_variant(st, hr, vs, pool)
+        t1 = time.perf_counter()
+        members.append((f"{key}.lr{v}.{ext}", encode_image(lr, st.codec, level=st.png_level)))
+        t_enc += time.perf_counter() - t1
+        variants.append({"seed": vs, "params": params})
+    rec["variants"] = variants
+    members.append((f"{key}.json", json.dumps(rec, sort_keys=True, separators=(",", ":")).encode()))
+    if timings is not None:
+        timings["encode"] = timings.get("encode", 0.0) + t_enc
+    return sorted(members, key=lambda m: m[0])
+
+
+def render_shard(plan: Plan, shard: int, out_dir, pool=None, progress=None, timings=None) -> dict:
+    """Render shard ``shard`` into ``out_dir`` (temporary name, renamed when complete); returns its manifest row.
+
+    ``progress(n_pairs)`` is called after each sample. On any error the temporary file is removed.
+    """
+    from pathlib import Path
+
+    path = Path(out_dir) / shard_name(shard)
+    rng_ = plan.shard_range(shard)
+    cache = SourceCache(plan)
+    w = ShardWriter(path)
+    try:
+        for index in rng_:
+            for name, data in render_sample(plan, index, cache, pool, timings):
+                w.add(name, data)
+            if progress is not None:
+                progress(plan.settings.variants)
+        size, sha = w.commit()
+    except BaseException:
+        w.abort()
+        raise
+    return {"name": path.name, "index": shard, "first": rng_.start, "samples": len(rng_), "bytes": size,
+            "sha256": sha}

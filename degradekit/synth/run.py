@@ -1,0 +1,410 @@
+"""`degradekit synth` end to end: scan -> plan -> render shards (workers, resume, parts) -> manifest.
+
+Determinism: the sample list is fixed by the sorted sources and the settings before anything is rendered; a
+shard is a fixed contiguous range of samples; every random draw comes from SeedSequence(seed, index, variant).
+So shard bytes do not depend on the worker count, on which part renders them or on restarts.
+
+Resume: shards are written under a temporary name and renamed when complete; a restart with the same command
+skips every shard that exists under its final name and deletes its own stale temporary files.
+``OUT/.degradekit/job.json`` remembers the settings and sources hash, so a restart with different settings or
+changed sources is refused instead of mixing two datasets in one folder.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import multiprocessing as mp
+import os
+import queue as _queue
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .manifest import build_manifest, write_manifest
+from .plan import Plan, Settings, SourceInfo, scan_source, sources_hash
+from .render import SourceChanged, render_shard
+from .shards import SHARD_RE, TMP_SUFFIX, file_sha256, shard_name
+
+__all__ = ["SynthError", "RunResult", "run_synth", "part_shards", "parse_part", "EXIT_SKIPPED", "Progress"]
+
+#: Exit status when the run finished but some inputs were skipped (0 = everything used, 1 = error, 2 = usage).
+EXIT_SKIPPED = 3
+STATE_DIR = ".degradekit"
+
+
+class SynthError(RuntimeError):
+    """A run cannot go on (one line naming the file and the problem)."""
+
+
+class ShardWriteError(SynthError):
+    pass
+
+
+@dataclass
+class RunResult:
+    manifest_path: Path
+    manifest: dict
+    rendered: list[int] = field(default_factory=list)    # shards written by this run
+    resumed: list[int] = field(default_factory=list)     # shards found complete and kept
+    seconds: float = 0.0
+    pairs: int = 0                                        # pairs rendered by this run
+    worker_peak_rss_mb: float = 0.0
+    encode_seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_SKIPPED if self.manifest["skipped"] else 0
+
+
+def parse_part(text: str | None) -> tuple[int, int] | None:
+    """``"2/4"`` -> (2, 4): the second of four parts (1-based)."""
+    if text is None:
+        return None
+    try:
+        a, b = (int(x) for x in str(text).split("/"))
+    except ValueError:
+        raise ValueError(f"--part: {text!r} is not I/N (e.g. 1/4)") from None
+    if not (b >= 1 and 1 <= a <= b):
+        raise ValueError(f"--part: {text!r} needs 1 <= I <= N")
+    return a, b
+
+
+def part_shards(n_shards: int, part: tuple[int, int] | None) -> list[int]:
+    """Shard indices of part I of N: the contiguous block [(I-1)*S//N, I*S//N)."""
+    if part is None:
+        return list(range(n_shards))
+    i, n = part
+    return list(range((i - 1) * n_shards // n, i * n_shards // n))
+
+
+# ------------------------------------------------------------------------------------------------- progress
+
+class Progress:
+    """A tqdm bar (pairs/s, ETA) on a terminal, plain lines every ``every`` seconds otherwise, or nothing."""
+
+    def __init__(self, total: int, desc: str, *, mode: str = "auto", every: float = 10.0, stream=None,
+                 unit: str = "pair"):
+        self.total, self.desc, self.n, self.every, self.unit = total, desc, 0, every, unit
+        self.stream = stream or sys.stderr
+        self.t0 = self.last = time.monotonic()
+        tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.mode = ("bar" if tty else "lines") if mode == "auto" else mode
+        self.bar = None
+        if self.mode == "bar":
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit=unit, file=self.stream, dynamic_ncols=True,
+                            smoothing=0.05)
+
+    def update(self, n: int) -> None:
+        self.n += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif self.mode == "lines":
+            now = time.monotonic()
+            if now - self.last >= self.every or self.n >= self.total:
+                self.last = now
+                print(self.line(), file=self.stream, flush=True)
+
+    def line(self) -> str:
+        dt = max(time.monotonic() - self.t0, 1e-9)
+        rate = self.n / dt
+        eta = (self.total - self.n) / rate if rate > 0 else float("inf")
+        pct = 100.0 * self.n / self.total if self.total else 100.0
+        return (f"{self.desc}: {self.n}/{self.total} {self.unit}s ({pct:.0f}%), {rate:.1f} {self.unit}s/s, "
+                f"ETA {_fmt_time(eta)}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _fmt_time(s: float) -> str:
+    if s == float("inf"):
+        return "?"
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+# -------------------------------------------------------------------------------------------------- workers
+
+_W: dict = {}
+
+
+def _init_worker(plan: Plan, out_dir: str, q, pool_path) -> None:
+    _W.update(plan=plan, out=out_dir, q=q, pool=_load_pool(pool_path, plan.settings), timings={})
+
+
+def _load_pool(pool_path, settings):
+    if pool_path is None:
+        return None
+    from ..pool import Pool
+
+    return Pool.load(pool_path, scale=settings.scale)
+
+
+def _work(shard: int):
+    t = _W["timings"]
+    t["encode"] = 0.0
+    row = _render_one(_W["plan"], shard, _W["out"], _W["pool"], lambda n: _W["q"].put(n), t)
+    return row, {"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "encode": t["encode"]}
+
+
+def _scan_task(args):
+    return scan_source(*args)
+
+
+def _render_one(plan, shard, out_dir, pool, progress, timings):
+    try:
+        return render_shard(plan, shard, out_dir, pool, progress, timings)
+    except SourceChanged as e:
+        raise SynthError(str(e)) from None
+    except OSError as e:
+        where = getattr(e, "filename", None) or str(Path(out_dir) / shard_name(shard))
+        raise ShardWriteError(f"{where}: cannot write shard: {e.strerror or e}") from None
+
+
+def _context():
+    methods = mp.get_all_start_methods()
+    if "forkserver" in methods:
+        ctx = mp.get_context("forkserver")
+        # Import the heavy modules once in the server; workers fork from it already warm.
+        ctx.set_forkserver_preload(["degradekit.synth.run", "degradekit.pipeline"])
+        return ctx
+    return mp.get_context("spawn")
+
+
+# ---------------------------------------------------------------------------------------------------- state
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".degradekit-probe-{os.getpid()}"
+        with open(probe, "wb") as f:
+            f.write(b"x")
+        os.unlink(probe)
+    except OSError as e:
+        raise SynthError(f"{e.filename or out}: output folder is not writable: {e.strerror or e}") from None
+
+
+def _load_scan_cache(out: Path) -> dict:
+    try:
+        return json.loads((out / STATE_DIR / "scan.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_json_atomic(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def scan_sources(source_set, settings: Settings, out: Path | None, executor=None, strict=False,
+                 progress_mode="auto", log=None) -> list[SourceInfo]:
+    """Scan every source (cached in OUT/.degradekit/scan.json by path, size and mtime)."""
+    cache = _load_scan_cache(out) if out is not None else {}
+    key_extra = f"{settings.max_pixels}:{settings.effective_min_size}"
+    results: list[SourceInfo | None] = [None] * len(source_set.files)
+    todo = []
+    for i, (f, rel) in enumerate(zip(source_set.files, source_set.rels)):
+        c = cache.get(str(f))
+        try:
+            st = os.stat(f)
+        except OSError:
+            st = None
+        if c and st and c.get("bytes") == st.st_size and c.get("mtime_ns") == st.st_mtime_ns \
+                and c.get("key") == key_extra:
+            results[i] = SourceInfo(str(f), rel, c["bytes"], c["sha256"], c["h"], c["w"], c["mtime_ns"], c["reason"])
+        else:
+            todo.append(i)
+    args = [(str(source_set.files[i]), source_set.rels[i], settings.max_pixels, settings.effective_min_size)
+            for i in todo]
+    it = executor.map(_scan_task, args, chunksize=4) if executor is not None and len(args) > 1 else map(
+        _scan_task, args)
+    prog = Progress(len(args), "scan", mode=progress_mode, every=30.0, unit="image") if args else None
+    for i, info in zip(todo, it):
+        results[i] = info
+        if prog is not None:
+            prog.update(1)
+        if info.reason is not None and strict:
+            raise SynthError(f"{info.reason} (--strict)")
+    if prog is not None:
+        prog.close()
+    bad = [r for r in results if r.reason is not None]
+    if strict and bad:
+        raise SynthError(f"{bad[0].reason} (--strict)")
+    if log:
+        for info in bad:
+            log(f"warning: skipping {info.reason}")
+    if out is not None and todo:
+        for info in results:
+            cache[info.path] = {"bytes": info.bytes, "sha256": info.sha256, "h": info.h, "w": info.w,
+                                "mtime_ns": info.mtime_ns, "reason": info.reason, "key": key_extra}
+        try:
+            _write_json_atomic(out / STATE_DIR / "scan.json", cache)
+        except OSError:
+            pass  # only a cache
+    return results  # type: ignore[return-value]
+
+
+def _check_job(out: Path, settings: Settings, src_hash: str | None, n_shards: int | None) -> None:
+    """Refuse to mix datasets in one folder; record the job on first use."""
+    path = out / STATE_DIR / "job.json"
+    try:
+        job = json.loads(path.read_text())
+    except (OSError, ValueError):
+        job = None
+    if job is None:
+        existing = [p.name for p in out.iterdir() if SHARD_RE.match(p.name)]
+        if existing:
+            raise SynthError(f"{out}: already holds shards ({existing[0]} ...) not made by this command; "
+                             f"use an empty --out")
+        if src_hash is not None:
+            _write_json_atomic(path, {"settings_sha256": settings.digest(), "sources_sha256": src_hash,
+                                      "n_shards": n_shards})
+        return
+    if job.get("settings_sha256") != settings.digest():
+        raise SynthError(f"{out}: holds a dataset made with different settings (config, seed, patch, ...); "
+                         f"rerun with the same options to resume, or use another --out")
+    if src_hash is not None and job.get("sources_sha256") != src_hash:
+        raise SynthError(f"{out}: holds a dataset made from different source files (sources hash "
+                         f"{job.get('sources_sha256', '')[:12]} vs now {src_hash[:12]}); use another --out")
+
+
+# ------------------------------------------------------------------------------------------------------ run
+
+def run_synth(source_set, settings: Settings, out_dir, *, workers: int | None = None,
+              part: tuple[int, int] | None = None, strict: bool = False, pool_path=None,
+              progress: str = "auto", log=None) -> RunResult:
+    """Render the dataset (or part of it) into ``out_dir``; write the manifest; return a RunResult.
+
+    ``progress``: "auto" (bar on a terminal, lines otherwise), "bar", "lines" or "none".
+    ``log(line)`` receives warnings (skipped inputs). Raises SynthError for problems the user can fix.
+    """
+    t0 = time.perf_counter()
+    log = log or (lambda s: print(s, file=sys.stderr))
+    out = Path(out_dir)
+    _check_writable(out)
+    _check_job(out, settings, None, None)
+    workers = max(1, int(workers or os.cpu_count() or 1))
+    ctx = _context() if workers > 1 else None
+
+    executor = None
+    try:
+        if workers > 1 and len(source_set.files) > 1:
+            executor = cf.ProcessPoolExecutor(min(workers, len(source_set.files)), mp_context=ctx)
+        scanned = scan_sources(source_set, settings, out, executor, strict, progress, log)
+    finally:
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
+    plan = Plan.build(settings, scanned)
+    if plan.n_samples == 0:
+        raise SynthError(f"{source_set.spec}: no usable source images ({len(plan.skipped)} skipped: "
+                         f"{plan.skipped[0].reason if plan.skipped else 'none found'})")
+    _check_job(out, settings, sources_hash(plan.sources), plan.n_shards)
+
+    mine = part_shards(plan.n_shards, part)
+    mine_set = set(mine)
+    # Stale temporary files of our own shards (a killed run) go; other parts' are left alone.
+    for p in out.iterdir():
+        if TMP_SUFFIX in p.name and p.name.startswith("shard-"):
+            base = p.name.split(TMP_SUFFIX)[0]
+            m = SHARD_RE.match(base)
+            if m and int(m.group(1)) in mine_set:
+                try:
+                    p.unlink()
+                except OSError:
+                    pass
+    done = [s for s in mine if (out / shard_name(s)).is_file()]
+    todo = [s for s in mine if s not in set(done)]
+    rows: dict[int, dict] = {}
+    for s in done:
+        size, sha = file_sha256(out / shard_name(s))
+        r = plan.shard_range(s)
+        rows[s] = {"name": shard_name(s), "index": s, "first": r.start, "samples": len(r), "bytes": size,
+                   "sha256": sha}
+
+    pairs = sum(len(plan.shard_range(s)) for s in todo) * settings.variants
+    result = RunResult(out / "manifest.json", {}, rendered=list(todo), resumed=done)
+    prog = Progress(pairs, "synth", mode=progress) if todo else None
+    peak_kb, enc = 0, 0.0
+    try:
+        nw = min(workers, len(todo))
+        if nw <= 1:
+            pool = _load_pool(pool_path, settings)
+            timings: dict = {}
+            for s in todo:
+                rows[s] = _render_one(plan, s, out, pool, prog.update, timings)
+            peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            enc = timings.get("encode", 0.0)
+        elif todo:
+            peak_kb, enc = _render_parallel(plan, todo, out, nw, ctx, pool_path, prog, rows)
+    finally:
+        if prog is not None:
+            prog.close()
+
+    manifest = build_manifest(plan, source_set, list(rows.values()), part, mine)
+    result.manifest_path = write_manifest(out, manifest)
+    result.manifest = manifest
+    result.seconds = time.perf_counter() - t0
+    result.pairs = pairs
+    result.worker_peak_rss_mb = peak_kb / 1024.0
+    result.encode_seconds = enc
+    return result
+
+
+def _render_parallel(plan, todo, out, nw, ctx, pool_path, prog, rows):
+    q = ctx.Queue()
+    peak_kb, enc = 0, 0.0
+    ex = cf.ProcessPoolExecutor(nw, mp_context=ctx, initializer=_init_worker,
+                                initargs=(plan, str(out), q, None if pool_path is None else str(pool_path)))
+    futs = {ex.submit(_work, s): s for s in todo}
+    error = None
+    try:
+        pending = set(futs)
+        while pending:
+            finished, pending = cf.wait(pending, timeout=0.25, return_when=cf.FIRST_COMPLETED)
+            _drain(q, prog)
+            for f in finished:
+                exc = f.exception()
+                if exc is not None:
+                    if error is None:
+                        error = exc
+                        for p in pending:  # stop handing out shards; running ones finish (they are valid)
+                            p.cancel()
+                    continue
+                row, stats = f.result()
+                rows[row["index"]] = row
+                peak_kb = max(peak_kb, stats["maxrss_kb"])
+                enc += stats["encode"]
+        _drain(q, prog)
+    except BaseException:
+        ex.shutdown(wait=False, cancel_futures=True)
+        for p in getattr(ex, "_processes", {}).values() or []:
+            try:
+                p.terminate()
+            except Exception:
+                pass
+        raise
+    ex.shutdown(wait=True, cancel_futures=True)
+    if error is not None:
+        if isinstance(error, cf.process.BrokenProcessPool):
+            raise SynthError(f"{out}: a worker process died ({error}); finished shards are kept, "
+                             f"rerun the same command to resume") from None
+        raise error
+    return peak_kb, enc
+
+
+def _drain(q, prog):
+    while True:
+        try:
+            n = q.get_nowait()
+        except (_queue.Empty, OSError, ValueError):
+            return
+        if prog is not None:
+            prog.update(n)
