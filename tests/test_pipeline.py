@@ -95,6 +95,18 @@ def test_shapes_small_odd(hr_small, scale, order):
         assert p.order == order and p.scale == scale
 
 
+@pytest.mark.parametrize("hw", [(21, 21), (21, 40), (33, 25)])
+def test_smallest_images(hw):
+    # the HR may be as small as the largest kernel; intermediate images then shrink to a few pixels
+    rng = np.random.default_rng(hw[0] * 100 + hw[1])
+    hr = rng.integers(0, 256, (*hw, 3), dtype=np.uint8)
+    for scale in (1, 2, 4):
+        for order in (1, 3):
+            for seed in range(4):
+                lr, _ = degradekit.degrade(hr, DegradeConfig(scale=scale, order=order), seed)
+                assert lr.shape == (hw[0] // scale, hw[1] // scale, 3)
+
+
 def test_shapes_401x397():
     hr = np.ascontiguousarray(data.astronaut()[:401, :397])
     assert hr.shape == (401, 397, 3)
