@@ -8,20 +8,8 @@
 - ``quantize.to_uint8(img)``: round(255 x), clipped -- the only 8-bit rounding.
 """
 
-from .blur import blur
-from .jpeg import jpeg
-from .noise import add_gaussian_noise, add_noise_patch, add_poisson_noise
-from .quantize import to_uint8
-from .resize import resize
-from .usm import usm_sharpen
+# The public functions are reached through their modules (``degradekit.ops.blur.blur``, as in docs/design.md);
+# they are not re-exported here because ``blur``, ``resize`` and ``jpeg`` would shadow their own modules.
+from . import blur, jpeg, noise, quantize, resize, usm  # noqa: E402,F401
 
-__all__ = [
-    "blur",
-    "resize",
-    "add_gaussian_noise",
-    "add_poisson_noise",
-    "add_noise_patch",
-    "jpeg",
-    "usm_sharpen",
-    "to_uint8",
-]
+__all__ = ["blur", "resize", "noise", "jpeg", "usm", "quantize"]
