@@ -8,6 +8,7 @@ import click
 from degradekit.commands import config as _config_cmd
 from degradekit.commands import preview as _preview_cmd
 from degradekit.commands import synth as _synth_cmd
+from degradekit.commands import manifest as _manifest_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,8 +27,14 @@ def trainer():
 degradekit.add_command(_config_cmd.config)
 degradekit.add_command(_preview_cmd.preview)
 degradekit.add_command(_synth_cmd.synth)
+degradekit.add_command(_manifest_cmd.manifest)
 
 # --- trainer subcommands (one line per module) ---
+from trainer.commands import export as _t_export, fit as _t_fit, infer as _t_infer, interp as _t_interp  # noqa: E402
+trainer.add_command(_t_fit.fit)
+trainer.add_command(_t_infer.infer)
+trainer.add_command(_t_interp.interp)
+trainer.add_command(_t_export.export)
 
 
 if __name__ == "__main__":  # pragma: no cover

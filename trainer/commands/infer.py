@@ -1,0 +1,82 @@
+"""`trainer infer WEIGHTS INPUT... --out DIR`: upscale images with a generator weight file."""
+from __future__ import annotations
+
+import click
+
+_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+@click.command("infer")
+@click.argument("weights", type=click.Path(dir_okay=False, exists=True))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--tile", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Tile size in input pixels (0 = whole image at once).")
+@click.option("--tile-overlap", type=click.IntRange(min=0), default=32, show_default=True,
+              help="Overlap of neighbouring tiles, blended with linear ramps.")
+@click.option("--tile-pad", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Extra context around each tile (cut away after the net).")
+@click.option("--pre-pad", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Reflect padding of the whole image (bottom/right), as the reference.")
+@click.option("--outscale", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Final size factor (Lanczos resize of the net's output); default: the net's scale.")
+@click.option("--alpha", "alpha_mode", type=click.Choice(["bicubic", "net"]), default="bicubic", show_default=True,
+              help="How an alpha channel is upscaled.")
+@click.option("--half", is_flag=True, help="fp16 inference (CUDA only; ignored on CPU).")
+@click.option("--device", default=None, help="cpu / cuda / cuda:N [default: cuda if available].")
+@click.option("--suffix", default="_out", show_default=True, help="Appended to output file names.")
+def infer(weights, inputs, out, tile, tile_overlap, tile_pad, pre_pad, outscale, alpha_mode, half, device, suffix):
+    """Upscale INPUT images/folders with WEIGHTS (trainer or released Real-ESRGAN RRDBNet files; the
+    architecture is read from the file). Gray, 16-bit and alpha images keep their format (PNG output)."""
+    import sys
+    import time
+    from pathlib import Path
+
+    import torch
+
+    from trainer.checkpoint import WeightError, load_generator
+    from trainer.infer import InferError, read_image_any, upscale, write_image_any
+
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if half and dev.type != "cuda":
+        click.echo("note: --half needs CUDA; running in fp32", err=True)
+        half = False
+    try:
+        net, cfg = load_generator(weights)
+    except WeightError as e:
+        raise click.ClickException(str(e)) from None
+    net = net.to(dev)
+    if half:
+        net = net.half()
+    files = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files += sorted(p for p in item.iterdir() if p.suffix.lower() in _EXTS)
+        else:
+            files.append(item)
+    if not files:
+        raise click.ClickException(f"{inputs[0]}: no images found")
+    outdir = Path(out)
+    failed = 0
+    for i, f in enumerate(files, 1):
+        t0 = time.time()
+        try:
+            img = read_image_any(f)
+            res = upscale(net, img, scale=cfg["scale"], tile=tile, tile_overlap=tile_overlap, tile_pad=tile_pad,
+                          pre_pad=pre_pad, outscale=outscale, alpha=alpha_mode, half=half, device=dev)
+            dst = outdir / f"{f.stem}{suffix}.png"
+            write_image_any(dst, res)
+        except InferError as e:
+            failed += 1
+            click.echo(f"error: {e}", err=True)
+            continue
+        except (RuntimeError, MemoryError) as e:
+            failed += 1
+            msg = str(e).splitlines()[0]
+            hint = " (try a smaller --tile)" if "memory" in msg.lower() else ""
+            click.echo(f"error: {f}: {msg}{hint}", err=True)
+            continue
+        click.echo(f"[{i}/{len(files)}] {f} -> {dst} ({img.shape[1]}x{img.shape[0]} -> "
+                   f"{res.shape[1]}x{res.shape[0]}, {time.time() - t0:.2f} s)", err=not sys.stdout.isatty())
+    if failed:
+        raise click.ClickException(f"{failed} of {len(files)} image(s) failed")
