@@ -1,0 +1,250 @@
+"""Ji et al. (RealSR) kernel and noise pools: build them from real photos, load them, degrade with them.
+
+A pool is a folder (see README "Formats")::
+
+    POOL/pool.json           sources + sha256, settings, counts, kernel/noise lists, rejected items
+    POOL/kernels.npz         ids, x2 (N, 17, 17) [, x4 (N, m, m)], raw (N, 13, 13), outlier (N,)
+    POOL/kernels/<id>.json   one quality record per kernel
+    POOL/noise/<id>.png      flat patches, RGB uint8
+
+:class:`Pool` implements the engine's pool protocol (docs/design.md): ``kernel_ids(scale)``, ``kernel(id)``,
+``noise_ids()``, ``noise(id)``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Pool", "PoolError", "POOL_FORMAT", "POOL_VERSION"]
+
+POOL_FORMAT = "degradekit-pool"
+POOL_VERSION = 1
+
+
+class PoolError(ValueError):
+    """A pool folder that cannot be used. ``str(e) == "POOL/: problem"`` (one line)."""
+
+    def __init__(self, path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{_slash(path)}: {problem}")
+
+
+def _slash(path) -> str:
+    s = str(path)
+    return s if s.endswith("/") else s + "/"
+
+
+def _read_png_rgb(path: Path) -> np.ndarray:
+    import cv2
+
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None or img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise ValueError("not an 8-bit RGB PNG")
+    return np.ascontiguousarray(img[..., ::-1])
+
+
+class Pool:
+    """A loaded kernel/noise pool (read-only).
+
+    Kernels: float64 (k, k), k odd, sum 1, centre of mass on the grid centre. Outliers (see the quality
+    records) are excluded from :meth:`kernel_ids` unless ``include_outliers=True`` was passed to :meth:`load`.
+    Noise: :meth:`noise` returns float32 HxWx3 zero-mean (per channel) noise in [0, 1] units.
+    """
+
+    def __init__(self, path: Path, meta: dict, kernels: dict, noise_files: dict, include_outliers: bool):
+        self.path = path
+        self.meta = meta
+        self._kernels = kernels  # scale -> {id: array}
+        self._outliers = set(meta.get("kernels", {}).get("outliers", []))
+        self._noise_files = noise_files  # id -> Path
+        self._noise_cache: dict[str, np.ndarray] = {}
+        self.include_outliers = include_outliers
+        self._digest = None
+
+    # ------------------------------------------------------------------ loading and validation
+    @classmethod
+    def load(cls, path, *, scale: int | None = None, include_outliers: bool = False,
+             need_noise: bool = False) -> "Pool":
+        """Open and validate a pool folder.
+
+        scale: when given, the pool must have usable kernels for it (2 or 4).
+        need_noise: when True, the pool must have noise patches.
+        Raises :class:`PoolError` naming the folder and the problem (missing/corrupt files, empty pool, no
+        kernels for `scale`) before anything else happens."""
+        p = Path(path)
+        if not p.exists():
+            raise PoolError(p, "no such folder")
+        if not p.is_dir():
+            raise PoolError(p, "not a folder (a pool is a folder made by `degradekit pool build`)")
+        pj = p / "pool.json"
+        if not pj.is_file():
+            raise PoolError(p, "pool.json missing (not a pool folder, or `pool build` did not finish)")
+        try:
+            meta = json.loads(pj.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise PoolError(p, f"pool.json is corrupt ({_one_line(e)})") from None
+        if not isinstance(meta, dict) or meta.get("format") != POOL_FORMAT:
+            raise PoolError(p, f"pool.json is not a {POOL_FORMAT} file")
+        if meta.get("version") != POOL_VERSION:
+            raise PoolError(p, f"pool.json has version {meta.get('version')!r}, this degradekit reads {POOL_VERSION}")
+        try:
+            klist = meta["kernels"]["ids"]
+            scales = [int(s) for s in meta["kernels"]["scales"]]
+            nlist = meta["noise"]
+        except (KeyError, TypeError, ValueError) as e:
+            raise PoolError(p, f"pool.json lacks a field ({_one_line(e)})") from None
+
+        kernels: dict[int, dict[str, np.ndarray]] = {}
+        if klist:
+            kp = p / "kernels.npz"
+            if not kp.is_file():
+                raise PoolError(p, "kernels.npz missing (pool.json lists kernels)")
+            try:
+                with np.load(kp, allow_pickle=False) as z:
+                    ids = [str(x) for x in z["ids"]]
+                    arrays = {s: np.asarray(z[f"x{s}"], np.float64) for s in scales}
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+                raise PoolError(p, f"kernels.npz is corrupt ({_one_line(e)})") from None
+            if ids != list(klist):
+                raise PoolError(p, "kernels.npz does not match pool.json (different kernel ids)")
+            for s, arr in arrays.items():
+                if arr.ndim != 3 or arr.shape[0] != len(ids) or arr.shape[1] != arr.shape[2] or arr.shape[1] % 2 == 0:
+                    raise PoolError(p, f"kernels.npz: x{s} has shape {arr.shape}, expected (N, k, k) with k odd")
+                if not np.all(np.isfinite(arr)) or np.any(np.abs(arr.sum(axis=(1, 2)) - 1) > 1e-6):
+                    raise PoolError(p, f"kernels.npz: x{s} holds kernels that are not finite or do not sum to 1")
+                kernels[s] = {i: _trim_zero_rings(a) for i, a in zip(ids, arr)}
+
+        noise_files = {}
+        for rec in nlist:
+            try:
+                nid, rel = rec["id"], rec["file"]
+            except (KeyError, TypeError):
+                raise PoolError(p, "pool.json: a noise entry lacks id/file") from None
+            f = p / rel
+            if not f.is_file():
+                raise PoolError(p, f"{rel} missing (listed in pool.json)")
+            if f.stat().st_size == 0:
+                raise PoolError(p, f"{rel} is empty")
+            noise_files[nid] = f
+
+        pool = cls(p, meta, kernels, noise_files, include_outliers)
+        n_usable = sum(len(pool.kernel_ids(s)) for s in kernels)
+        if n_usable == 0 and not noise_files:
+            raise PoolError(p, "empty pool: no usable kernels and no noise patches"
+                            + _why_empty(meta))
+        if scale is not None:
+            if int(scale) not in kernels or not kernels[int(scale)]:
+                have = ", ".join(f"x{s}" for s in sorted(kernels) if kernels[s]) or "none"
+                raise PoolError(p, f"no kernels for x{scale} (kernels in this pool: {have})" + _why_empty(meta))
+            if not pool.kernel_ids(int(scale)):
+                raise PoolError(p, f"no usable kernels for x{scale}: all {len(kernels[int(scale)])} are flagged "
+                                   "outliers (see pool.json 'rejected')")
+        if need_noise and not noise_files:
+            raise PoolError(p, "no noise patches (built with --no-noise, or no flat patch passed the thresholds)")
+        return pool
+
+    # ------------------------------------------------------------------ the pool protocol
+    def kernel_ids(self, scale: int) -> tuple[str, ...]:
+        """Ids of the kernels usable at `scale` (outliers excluded), in pool order; () when none."""
+        ks = self._kernels.get(int(scale), {})
+        return tuple(i for i in ks if self.include_outliers or i not in self._outliers)
+
+    def kernel(self, id: str, scale: int | None = None) -> np.ndarray:
+        """float64 (k, k) kernel, k odd, sum 1, centred. `scale` defaults to the only/largest scale that
+        has this id... pass it explicitly when the pool has several (x2 and x4)."""
+        if scale is None:
+            scale = self.default_scale
+        try:
+            return self._kernels[int(scale)][id].copy()
+        except KeyError:
+            raise PoolError(self.path, f"no x{scale} kernel with id {id!r}") from None
+
+    def noise_ids(self) -> tuple[str, ...]:
+        return tuple(self._noise_files)
+
+    def noise(self, id: str) -> np.ndarray:
+        """float32 (p, p, 3) zero-mean (per channel) noise patch in [0, 1] units."""
+        if id not in self._noise_files:
+            raise PoolError(self.path, f"no noise patch with id {id!r}")
+        arr = self._noise_cache.get(id)
+        if arr is None:
+            from .noise import zero_mean
+
+            f = self._noise_files[id]
+            try:
+                img = _read_png_rgb(f)
+            except (OSError, ValueError) as e:
+                raise PoolError(self.path, f"{f.relative_to(self.path)} is corrupt ({_one_line(e)})") from None
+            arr = zero_mean(img)
+            arr.setflags(write=False)
+            if len(self._noise_cache) < 256:
+                self._noise_cache[id] = arr
+        return arr
+
+    # ------------------------------------------------------------------ extras
+    @property
+    def scales(self) -> tuple[int, ...]:
+        return tuple(sorted(s for s, k in self._kernels.items() if k))
+
+    @property
+    def default_scale(self) -> int:
+        s = self.meta.get("settings", {}).get("scale")
+        if s in self._kernels:
+            return int(s)
+        return max(self._kernels) if self._kernels else 2
+
+    def kernel_record(self, id: str) -> dict:
+        """The JSON quality record of one kernel (kernels/<id>.json)."""
+        f = self.path / "kernels" / f"{id}.json"
+        try:
+            return json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise PoolError(self.path, f"kernels/{id}.json unreadable ({_one_line(e)})") from None
+
+    def digest(self) -> str:
+        """sha256 over pool.json, kernels.npz and every noise file (name and bytes, sorted by name)."""
+        if self._digest is None:
+            h = hashlib.sha256()
+            files = [self.path / "pool.json"]
+            if (self.path / "kernels.npz").is_file():
+                files.append(self.path / "kernels.npz")
+            files += sorted(self._noise_files.values(), key=lambda f: f.name)
+            for f in files:
+                h.update(f.relative_to(self.path).as_posix().encode() + b"\0")
+                with open(f, "rb") as fh:
+                    for chunk in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(chunk)
+            self._digest = h.hexdigest()
+        return self._digest
+
+    def __repr__(self) -> str:
+        ks = ", ".join(f"x{s}: {len(self.kernel_ids(s))}" for s in self.scales)
+        return f"Pool({os.fspath(self.path)!r}, kernels {{{ks}}}, noise {len(self._noise_files)})"
+
+
+def _trim_zero_rings(k: np.ndarray) -> np.ndarray:
+    """Drop all-zero outer rings (kernels are zero-padded to a common size in kernels.npz)."""
+    while k.shape[0] > 1 and not np.any(k[0]) and not np.any(k[-1]) and not np.any(k[:, 0]) and not np.any(k[:, -1]):
+        k = k[1:-1, 1:-1]
+    return np.ascontiguousarray(k)
+
+
+def _why_empty(meta: dict) -> str:
+    st = meta.get("settings", {})
+    if st.get("kernels") is False:
+        return " (built with --no-kernels)"
+    n = meta.get("counts", {}).get("sources_ok")
+    if n == 0:
+        return " (no source image could be used; see pool.json 'rejected')"
+    return ""
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
