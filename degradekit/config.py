@@ -185,8 +185,8 @@ class DegradeConfig:
     scale: int = _f(4, "downscaling factor: LR size = HR size // scale", choices=(1, 2, 4))
     order: int = _f(2, "number of degradation stages (1, 2 or more; the model is 2)", lo=1, hi=16)
     usm: UsmConfig = _f(UsmConfig(), "the unsharp mask of the HR")
-    stages: tuple[StageConfig, ...] = _f((StageConfig(), _REALESRGAN_STAGE2), "stage settings; stage i uses stages[min(i, len) - 1]",
-                                         nonempty=True)
+    stages: tuple[StageConfig, ...] = _f((StageConfig(), _REALESRGAN_STAGE2),
+                                         "stage settings; stage i uses stages[min(i, len) - 1]", nonempty=True)
     final: FinalConfig = _f(FinalConfig(), "the final step")
 
 
