@@ -189,6 +189,15 @@ class DegradeConfig:
                                          "stage settings; stage i uses stages[min(i, len) - 1]", nonempty=True)
     final: FinalConfig = _f(FinalConfig(), "the final step")
 
+    def to_dict(self) -> dict:
+        """Every key as plain JSON/TOML types (lists for tuples); `DegradeConfig.from_dict` reads it back."""
+        return config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "<dict>") -> "DegradeConfig":
+        """A validated config from a (possibly partial) dict shaped like the TOML file (see config_from_dict)."""
+        return config_from_dict(data, source)
+
 
 # --------------------------------------------------------------------------------------------------- presets
 

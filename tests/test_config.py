@@ -77,6 +77,9 @@ def test_dump_load_round_trip(tmp_path, cfg, comments):
     path = tmp_path / "c.toml"
     path.write_text(text)
     assert load_config(path) == cfg
+    # the dict form (recorded in manifests) round-trips too, through JSON
+    import json
+    assert DegradeConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     # every key is written (a full config, not a diff)
     flat = tomllib.loads(text)
     assert set(flat) == {"scale", "order", "usm", "stages", "final"}
