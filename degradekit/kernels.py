@@ -9,6 +9,7 @@ R = [[cos t, -sin t], [sin t, cos t]].  Every kernel is float64 and sums to 1.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -35,15 +36,30 @@ def _check_positive(name: str, value) -> float:
     return value
 
 
-def _quadratic_form(size: int, sigma_x: float, sigma_y: float, theta: float) -> np.ndarray:
-    """p^T Sigma^-1 p on the k x k grid, float64 (size, size)."""
-    c, s = math.cos(theta), math.sin(theta)
-    rot = np.array([[c, -s], [s, c]])
-    sigma = rot @ np.diag([sigma_x * sigma_x, sigma_y * sigma_y]) @ rot.T
-    inv = np.linalg.inv(sigma)
+@functools.lru_cache(maxsize=32)
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x^2, 2xy, y^2 on the k x k grid (x: column offset, y: row offset); read-only, cached per size."""
     ax = np.arange(-(size // 2), size // 2 + 1, dtype=np.float64)
-    xx, yy = np.meshgrid(ax, ax)  # xx: column offset (x), yy: row offset (y)
-    return inv[0, 0] * xx * xx + (inv[0, 1] + inv[1, 0]) * xx * yy + inv[1, 1] * yy * yy
+    xx, yy = np.meshgrid(ax, ax)
+    out = (xx * xx, 2.0 * xx * yy, yy * yy)
+    for a in out:
+        a.setflags(write=False)
+    return out
+
+
+def _quadratic_form(size: int, sigma_x: float, sigma_y: float, theta: float) -> np.ndarray:
+    """p^T Sigma^-1 p on the k x k grid, float64 (size, size).
+
+    Sigma^-1 = R diag(1/sx^2, 1/sy^2) R^T in closed form (no general 2x2 inverse: this is most of the cost of
+    building a small kernel).
+    """
+    c, s = math.cos(theta), math.sin(theta)
+    ix, iy = 1.0 / (sigma_x * sigma_x), 1.0 / (sigma_y * sigma_y)
+    a = c * c * ix + s * s * iy          # Sigma^-1 [0, 0]
+    b = c * s * (ix - iy)                # Sigma^-1 [0, 1] == [1, 0]
+    d = s * s * ix + c * c * iy          # Sigma^-1 [1, 1]
+    x2, xy2, y2 = _grid(size)
+    return a * x2 + b * xy2 + d * y2
 
 
 def gaussian_kernel(size: int, sigma_x: float, sigma_y: float, theta: float) -> np.ndarray:
