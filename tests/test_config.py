@@ -129,6 +129,7 @@ BAD = [
     ("usm = 3", "usm", "expected a table"),
     ("[stages]\nblur_prob = 1", "stages", "array of tables"),
     ("stages = []", "stages", "must not be empty"),
+    ("stages = [1]", "stages[0]", "expected a table"),
     ("scale = 3", "scale", "not one of 1, 2, 4"),
     ("order = 0", "order", "out of range"),
     ("[[stages]]\n[stages.resize]\nup_prob = 0.5", "stages[0].resize", "must sum to 1"),
