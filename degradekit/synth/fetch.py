@@ -1,0 +1,317 @@
+"""`degradekit data fetch`: download the official dataset archives, resume, verify, unpack into the layout.
+
+Layout under the data root (see sources.DATASETS)::
+
+    ROOT/DIV2K/DIV2K_train_HR/0001.png ...        <- DIV2K_train_HR.zip  (DIV2K_train_HR/)
+    ROOT/Flickr2K/Flickr2K_HR/000001.png ...      <- Flickr2K.tar         (Flickr2K/Flickr2K_HR/)
+    ROOT/OST/OutdoorSceneTrain_v2/<class>/*.png   <- OST_dataset.zip      (OutdoorSceneTrain_v2/)
+    ROOT/.downloads/                               archives, *.part partial downloads, checksums.json
+
+Only the HR training images are unpacked (the Flickr2K tar also holds bicubic LR copies; OST's zip its test
+set). Downloads resume with HTTP Range requests; a completed archive is checked for its size, tested as an
+archive (zip CRCs, tar structure and readable members), and checked against a known sha256 -- the table's,
+else the one recorded in ``.downloads/checksums.json`` by the first successful download. URLs can be
+overridden for mirrors and tests with ``--url`` or ``$DEGRADEKIT_URL_<NAME>`` (e.g. DEGRADEKIT_URL_DIV2K).
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import sys
+import tarfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from ..imageio import IMAGE_EXTENSIONS
+
+__all__ = ["Archive", "ARCHIVES", "DATASET_ARCHIVES", "FetchError", "fetch_dataset", "archive_url"]
+
+
+@dataclass(frozen=True)
+class Archive:
+    name: str
+    url: str
+    filename: str
+    kind: str                 # "zip" | "tar"
+    folder: str               # the archive folder holding the HR images (found at any depth)
+    target: str               # where its images go, relative to the data root
+    size: int | None = None   # bytes, when published
+    sha256: str | None = None
+    page: str = ""            # where the dataset is described
+
+
+#: The one table of official download locations (also printed by `degradekit data list` and in the README).
+ARCHIVES: dict[str, Archive] = {
+    "DIV2K": Archive("DIV2K", "http://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_train_HR.zip", "DIV2K_train_HR.zip",
+                     "zip", "DIV2K_train_HR", "DIV2K/DIV2K_train_HR", page="https://data.vision.ee.ethz.ch/cvl/DIV2K/"),
+    "Flickr2K": Archive("Flickr2K", "https://cv.snu.ac.kr/research/EDSR/Flickr2K.tar", "Flickr2K.tar", "tar",
+                        "Flickr2K_HR", "Flickr2K/Flickr2K_HR", page="https://github.com/sanghyun-son/EDSR-PyTorch"),
+    "OST": Archive("OST", "https://openmmlab.oss-cn-hangzhou.aliyuncs.com/datasets/OST_dataset.zip",
+                   "OST_dataset.zip", "zip", "OutdoorSceneTrain_v2", "OST/OutdoorSceneTrain_v2",
+                   page="https://github.com/xinntao/SFTGAN#ost-dataset"),
+}
+#: Named datasets -> the archives that make them.
+DATASET_ARCHIVES = {"DIV2K": ("DIV2K",), "Flickr2K": ("Flickr2K",), "OST": ("OST",), "DF2K": ("DIV2K", "Flickr2K")}
+
+_CHUNK = 1 << 20
+
+
+class FetchError(RuntimeError):
+    """Download / verification / unpacking failed (one line; partial downloads are kept for resuming)."""
+
+
+def archive_url(a: Archive, override: str | None = None) -> str:
+    return override or os.environ.get(f"DEGRADEKIT_URL_{a.name.upper()}") or a.url
+
+
+def _checksums_path(root: Path) -> Path:
+    return root / ".downloads" / "checksums.json"
+
+
+def _load_checksums(root: Path) -> dict:
+    try:
+        return json.loads(_checksums_path(root).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_checksum(root: Path, filename: str, size: int, sha: str) -> None:
+    d = _load_checksums(root)
+    d[filename] = {"bytes": size, "sha256": sha}
+    p = _checksums_path(root)
+    tmp = p.with_name(p.name + f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(d, indent=1, sort_keys=True))
+    os.replace(tmp, p)
+
+
+class _Bar:
+    """tqdm bar on a terminal; plain lines every 10 s otherwise."""
+
+    def __init__(self, total, initial, desc, stream=None):
+        self.stream = stream or sys.stderr
+        self.total, self.n, self.t0, self.last, self.desc = total, initial, time.monotonic(), 0.0, desc
+        self.n0 = initial
+        self.bar = None
+        if hasattr(self.stream, "isatty") and self.stream.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
+                            file=self.stream)
+
+    def update(self, n):
+        self.n += n
+        if self.bar is not None:
+            self.bar.update(n)
+            return
+        now = time.monotonic()
+        if now - self.last >= 10.0:
+            self.last = now
+            rate = (self.n - self.n0) / max(now - self.t0, 1e-9)
+            tot = f"/{self.total / 1e6:.1f}" if self.total else ""
+            eta = f", ETA {int((self.total - self.n) / rate)} s" if self.total and rate > 0 else ""
+            print(f"{self.desc}: {self.n / 1e6:.1f}{tot} MB, {rate / 1e6:.2f} MB/s{eta}", file=self.stream, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def download(url: str, dest: Path, *, expected_size: int | None = None, log=None, timeout: float = 60.0) -> Path:
+    """Download ``url`` to ``dest`` through ``dest.part``, resuming a partial file with an HTTP Range request."""
+    part = dest.with_name(dest.name + ".part")
+    have = part.stat().st_size if part.exists() else 0
+    req = urllib.request.Request(url, headers={"User-Agent": "degradekit", "Accept-Encoding": "identity"})
+    if have:
+        req.add_header("Range", f"bytes={have}-")
+    try:
+        resp = urllib.request.urlopen(req, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and have and expected_size in (None, have):
+            os.replace(part, dest)  # the partial file was already complete
+            return dest
+        raise FetchError(f"{url}: HTTP {e.code} {e.reason}") from None
+    except (urllib.error.URLError, OSError) as e:
+        raise FetchError(f"{url}: cannot connect: {getattr(e, 'reason', e)}") from None
+    with resp:
+        status = resp.status
+        length = resp.headers.get("Content-Length")
+        length = int(length) if length is not None else None
+        if status == 206 and have:
+            cr = resp.headers.get("Content-Range", "")
+            try:
+                start = int(cr.split()[1].split("-")[0])
+                total = cr.split("/")[-1]
+                total = int(total) if total != "*" else None
+            except (IndexError, ValueError):
+                raise FetchError(f"{url}: bad Content-Range {cr!r}") from None
+            if start != have:
+                raise FetchError(f"{url}: server resumed at byte {start}, expected {have}")
+            mode = "ab"
+            if log:
+                log(f"resuming {dest.name} at {have} bytes")
+        else:
+            if have and log:
+                log(f"{url}: server ignored the range request; downloading {dest.name} from the start")
+            have, mode = 0, "wb"
+            total = length
+        if expected_size is not None and total is not None and total != expected_size:
+            raise FetchError(f"{url}: server announces {total} bytes, the archive is {expected_size} bytes")
+        bar = _Bar(total, have, dest.name)
+        got = have
+        try:
+            with open(part, mode) as f:
+                while True:
+                    try:
+                        b = resp.read(_CHUNK)
+                    except (OSError, http.client.HTTPException) as e:
+                        raise FetchError(f"{url}: download interrupted at {got} of {total or '?'} bytes ({e}); "
+                                         f"run the same command again to resume") from None
+                    if not b:
+                        break
+                    f.write(b)
+                    got += len(b)
+                    bar.update(len(b))
+        finally:
+            bar.close()
+    if total is not None and got != total:
+        raise FetchError(f"{url}: download interrupted at {got} of {total} bytes; run the same command again to "
+                         f"resume")
+    os.replace(part, dest)
+    return dest
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(_CHUNK), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+def check_archive(path: Path, kind: str) -> None:
+    """Raise FetchError unless the archive is complete and readable (zip: every CRC; tar: every member)."""
+    try:
+        if kind == "zip":
+            with zipfile.ZipFile(path) as z:
+                bad = z.testzip()
+                if bad is not None:
+                    raise FetchError(f"{path}: corrupt archive (CRC error in {bad})")
+        else:
+            with tarfile.open(path, "r:*") as t:
+                for m in t:
+                    if m.isreg():
+                        f = t.extractfile(m)
+                        while f.read(_CHUNK):
+                            pass
+    except FetchError:
+        raise
+    except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, ValueError) as e:
+        raise FetchError(f"{path}: corrupt or truncated archive: {e}") from None
+
+
+def _members(path: Path, kind: str):
+    """(archive name, reader) of each regular member."""
+    if kind == "zip":
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if not info.is_dir():
+                    yield info.filename, (lambda info=info: z.open(info))
+    else:
+        with tarfile.open(path, "r:*") as t:
+            for m in t:
+                if m.isreg():
+                    yield m.name, (lambda m=m: t.extractfile(m))
+
+
+def unpack(path: Path, a: Archive, root: Path) -> int:
+    """Extract the images under the archive's ``a.folder`` (at any depth) into ``root/a.target``; returns count.
+
+    Written into a temporary folder and renamed, so an interrupted unpack leaves no half folder behind.
+    """
+    target = root / a.target
+    tmp = target.with_name(target.name + f".unpacking-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    n = 0
+    try:
+        for name, opener in _members(path, a.kind):
+            parts = PurePosixPath(name).parts
+            if a.folder not in parts:
+                continue
+            rest = parts[parts.index(a.folder) + 1:]
+            if not rest or any(p in ("..", "") or p.startswith("/") for p in rest) or \
+                    os.path.splitext(rest[-1])[1].lower() not in IMAGE_EXTENSIONS:
+                continue  # not an image, or an unsafe path: never written
+            dst = tmp.joinpath(*rest)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            with opener() as src, open(dst, "wb") as out:
+                shutil.copyfileobj(src, out, _CHUNK)
+            n += 1
+        if n == 0:
+            raise FetchError(f"{path}: no images under a {a.folder}/ folder in the archive")
+        if target.exists():
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return n
+
+
+def fetch_archive(a: Archive, root: Path, *, url: str | None = None, keep: bool = False, force: bool = False,
+                  log=print) -> Path:
+    """Download (resuming), verify and unpack one archive into ``root``; returns the image folder."""
+    target = root / a.target
+    if target.is_dir() and any(target.iterdir()) and not force:
+        log(f"{a.name}: {target} already holds the images (use --force to fetch again)")
+        return target
+    dl = root / ".downloads"
+    try:
+        dl.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FetchError(f"{dl}: cannot create: {e.strerror or e}") from None
+    dest = dl / a.filename
+    u = archive_url(a, url)
+    if not dest.exists():
+        log(f"{a.name}: downloading {u}")
+        download(u, dest, expected_size=a.size, log=log)
+    size = dest.stat().st_size
+    if a.size is not None and size != a.size:
+        raise FetchError(f"{dest}: {size} bytes, the archive is {a.size} bytes; delete it and fetch again")
+    log(f"{a.name}: verifying {dest.name} ({size / 1e6:.1f} MB)")
+    sha = _sha256(dest)
+    known = a.sha256 or _load_checksums(root).get(a.filename, {}).get("sha256")
+    if known is not None and sha != known:
+        bad = dest.with_name(dest.name + ".bad")
+        os.replace(dest, bad)
+        src = "the published" if a.sha256 else f"the one recorded in {_checksums_path(root)} by the first download"
+        raise FetchError(f"{dest}: sha256 {sha} differs from {src} ({known}); moved to {bad.name}")
+    try:
+        check_archive(dest, a.kind)
+    except FetchError:
+        os.replace(dest, dest.with_name(dest.name + ".bad"))
+        raise
+    if known is None:
+        _save_checksum(root, a.filename, size, sha)
+        log(f"{a.name}: recorded sha256 {sha} in {_checksums_path(root)}")
+    n = unpack(dest, a, root)
+    log(f"{a.name}: {n} images in {target}")
+    if not keep:
+        dest.unlink()
+    return target
+
+
+def fetch_dataset(name: str, root: Path, *, url: str | None = None, keep: bool = False, force: bool = False,
+                  log=print) -> list[Path]:
+    """Fetch every archive of a named dataset (DF2K = DIV2K + Flickr2K)."""
+    names = DATASET_ARCHIVES[name]
+    if url is not None and len(names) > 1:
+        raise FetchError(f"{name}: --url needs a single archive (fetch {' and '.join(names)} separately)")
+    return [fetch_archive(ARCHIVES[n], root, url=url, keep=keep, force=force, log=log) for n in names]
