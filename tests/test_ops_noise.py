@@ -20,12 +20,82 @@ def test_gaussian_equals_the_drawn_normals_exactly(gray):
     img = np.random.default_rng(1).random((31, 47, 3), dtype=np.float32)
     sigma, seed = 17.0, 1234
     out = add_gaussian_noise(img, sigma, gray, seed)
-    shape = (31, 47) if gray else (31, 47, 3)
-    n = np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
-    if gray:
-        n = n[..., None]
+    n = N.standard_normal(31 * 47 * (1 if gray else 3), seed)
+    n = n.reshape(31, 47, 1) if gray else n.reshape(31, 47, 3)
     ref = np.clip(img + np.float32(sigma / 255.0) * n, 0, 1)
     np.testing.assert_array_equal(out, ref)
+
+
+def ziggurat_ref(raw):
+    """Slow pure-Python ziggurat on the same 64-bit words (same tables): [(value, words used), ...]."""
+    k, w, f, r = N._ZIG_K, N._ZIG_W, N._ZIG_F, N._ZIG_R
+    out, p = [], 0
+    words = [int(x) for x in raw]
+    to_u = lambda word: (word >> 11) * 2.0 ** -53  # noqa: E731
+    while p < len(words):
+        start = p
+        word = words[p]
+        p += 1
+        idx, word = word & 0xFF, word >> 8
+        neg, rabs = word & 1, (word >> 1) & (2 ** 52 - 1)
+        x = -rabs * w[idx] if neg else rabs * w[idx]
+        if rabs < int(k[idx]):
+            out.append((x, p - start))
+            continue
+        if idx == 0:  # the tail (Marsaglia 1964): retry until accepted, never restart the sample
+            while p + 2 <= len(words):
+                xx = -np.log1p(-to_u(words[p])) / r
+                yy = -np.log1p(-to_u(words[p + 1]))
+                p += 2
+                if yy + yy > xx * xx:
+                    out.append((-(r + xx) if (rabs >> 8) & 1 else r + xx, p - start))
+                    break
+            else:
+                break
+        else:
+            if p + 1 > len(words):
+                break
+            u = to_u(words[p])
+            p += 1
+            if (f[idx - 1] - f[idx]) * u + f[idx] < np.exp(-0.5 * x * x):
+                out.append((x, p - start))
+    return out
+
+
+def test_ziggurat_kernel_vs_python_reference():
+    raw = np.random.default_rng(3).bit_generator.random_raw(6000)
+    # force the rare paths: words with layer 0 beyond the base strip (tail) and wedge rejections
+    rng = np.random.default_rng(4)
+    for j in range(0, 6000, 50):
+        raw[j] = (raw[j] & ~np.uint64(0xFF)) | np.uint64(j % 3 == 0 and 0 or rng.integers(1, 256))
+        if j % 100 == 0:  # layer 0 with a large abscissa -> the tail algorithm
+            raw[j] = np.uint64(0) | (np.uint64(2 ** 52 - 1 - j) << np.uint64(9))
+    ref = ziggurat_ref(raw)
+    out = np.empty(len(ref), np.float32)
+    done, pos = N._ziggurat(raw, 0, out, 0, N._ZIG_K, N._ZIG_W, N._ZIG_F, N._ZIG_R)
+    assert done == len(ref)
+    np.testing.assert_array_equal(out, np.array([v for v, _ in ref], np.float32))
+    assert sum(1 for v, _ in ref if abs(v) > N._ZIG_R) >= 10  # the tail branch was exercised
+
+
+def test_standard_normal_is_batch_independent_and_seeded():
+    a = N.standard_normal(50_000, 8)
+    np.testing.assert_array_equal(a, N.standard_normal(50_000, 8, batch=997))  # many refills
+    assert not np.array_equal(a, N.standard_normal(50_000, 9))
+    assert a.dtype == np.float32
+
+
+def test_standard_normal_distribution():
+    x = N.standard_normal(1_000_000, 12).astype(np.float64)
+    n = x.size
+    assert abs(x.mean()) < 5 / np.sqrt(n)
+    assert abs(x.var() - 1) < 5 * np.sqrt(2 / n)
+    assert abs(stats.skew(x)) < 5 * np.sqrt(6 / n)
+    assert abs(stats.kurtosis(x)) < 5 * np.sqrt(24 / n)
+    assert stats.kstest(x[:200_000], "norm").pvalue > 1e-4
+    for t in (1.0, 2.5, N._ZIG_R, 4.0):  # tail frequencies, including beyond the ziggurat's base strip
+        p = 2 * stats.norm.sf(t)
+        assert abs((np.abs(x) > t).mean() - p) < 5 * np.sqrt(p * (1 - p) / n) + 1e-6
 
 
 @pytest.mark.parametrize("sigma", [1.0, 10.0, 30.0])

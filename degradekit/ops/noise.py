@@ -30,22 +30,129 @@ def add_gaussian_noise(img: np.ndarray, sigma: float, gray: bool, seed: int) -> 
     """Add zero-mean Gaussian noise of standard deviation ``sigma / 255`` and clip to [0, 1].
 
     img: float32 HxWx3. sigma: >= 0, on the 0-255 scale. gray: one HxW field shared by the three channels
-    (else an independent field per channel). seed: int; the normals are ``default_rng(seed).standard_normal``
-    (float32), of shape (H, W) when gray else (H, W, 3). Returns float32 HxWx3 in [0, 1].
+    (else an independent field per channel, in C order of (H, W, 3)). seed: int; the normals come from
+    ``standard_normal(n, seed)`` (an exact ziggurat on ``default_rng(seed)``'s 64-bit stream).
+    Returns float32 HxWx3 in [0, 1].
     """
     img = check_image(img)
     sigma = check_finite_number(sigma, "sigma", lo=0.0)
-    rng = np.random.default_rng(check_seed(seed))
+    seed = check_seed(seed)
     h, w, _ = img.shape
     out = np.empty_like(img)
     scale = np.float32(sigma / 255.0)
     if gray:
-        noise = rng.standard_normal((h, w), dtype=np.float32)
-        _add_scaled_clip_gray(img.reshape(-1), noise.reshape(-1), scale, out.reshape(-1))
+        _add_scaled_clip_gray(img.reshape(-1), standard_normal(h * w, seed), scale, out.reshape(-1))
     else:
-        noise = rng.standard_normal((h, w, 3), dtype=np.float32)
-        _add_scaled_clip(img.reshape(-1), noise.reshape(-1), scale, out.reshape(-1))
+        _add_scaled_clip(img.reshape(-1), standard_normal(h * w * 3, seed), scale, out.reshape(-1))
     return out
+
+
+# Exact standard normals: the 256-layer ziggurat of Marsaglia & Tsang (2000), the layout numpy's own float64
+# sampler uses (one 64-bit word per sample: 8 bits layer, 1 bit sign, 52 bits abscissa; wedge and tail
+# rejections draw further words), run in Numba on words drawn in bulk with ``bit_generator.random_raw``.
+# numpy's float32 ``standard_normal`` costs ~12 ns a sample on our machine; this costs ~4 ns (drawing included).
+# The stream differs from numpy's ``standard_normal``; the distribution is the same (tested: KS, moments, tails).
+
+def _ziggurat_tables():
+    r = 3.6541528853610088  # start of the tail for 256 layers
+    v = r * math.exp(-0.5 * r * r) + math.sqrt(math.pi / 2) * math.erfc(r / math.sqrt(2))  # layer area
+    m1 = float(2 ** 52)
+    k = np.zeros(256, np.uint64)
+    w = np.zeros(256)
+    f = np.zeros(256)
+    dn = tn = r
+    q = v / math.exp(-0.5 * dn * dn)
+    k[0] = np.uint64((dn / q) * m1)
+    w[0] = q / m1
+    w[255] = dn / m1
+    f[0] = 1.0
+    f[255] = math.exp(-0.5 * dn * dn)
+    for i in range(254, 0, -1):
+        dn = math.sqrt(-2.0 * math.log(v / dn + math.exp(-0.5 * dn * dn)))
+        k[i + 1] = np.uint64((dn / tn) * m1)
+        tn = dn
+        f[i] = math.exp(-0.5 * dn * dn)
+        w[i] = dn / m1
+    return k, w, f, r
+
+
+_ZIG_K, _ZIG_W, _ZIG_F, _ZIG_R = _ziggurat_tables()
+
+
+def standard_normal(n: int, seed: int, *, batch: int | None = None) -> np.ndarray:
+    """``n`` exact N(0, 1) samples as float32 (float64 ziggurat values, rounded), a pure function of ``seed``.
+
+    The 64-bit words come from ``np.random.default_rng(seed).bit_generator.random_raw`` in batches (``batch``
+    words at first, default n + n/32 + 64: ~1.5% of samples need extra words); the result does not depend on
+    the batch size.
+    """
+    bitgen = np.random.default_rng(check_seed(seed)).bit_generator
+    out = np.empty(n, np.float32)
+    size = batch if batch is not None else n + n // 32 + 64
+    raw = bitgen.random_raw(size)
+    done, pos = _ziggurat(raw, 0, out, 0, _ZIG_K, _ZIG_W, _ZIG_F, _ZIG_R)
+    while done < n:  # ran out of words mid-way: keep the unread ones, append fresh ones, resume
+        raw = np.concatenate([raw[pos:], bitgen.random_raw(max(size, 64))])
+        done, pos = _ziggurat(raw, 0, out, done, _ZIG_K, _ZIG_W, _ZIG_F, _ZIG_R)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _ziggurat(raw, pos, out, start, ki, wi, fi, r):
+    """Fill out[start:] with normals from the words raw[pos:]; returns (filled up to, next unread word).
+
+    Stops early (before a sample, never inside one) when the words run out. Words -> doubles in [0, 1) as
+    (word >> 11) * 2**-53.
+    """
+    n = out.shape[0]
+    nraw = raw.shape[0]
+    inv_r = 1.0 / r
+    i = start
+    while i < n:
+        p = pos
+        if p >= nraw:
+            return i, pos
+        word = raw[p]
+        p += 1
+        idx = word & np.uint64(0xFF)
+        word = word >> np.uint64(8)
+        neg = (word & np.uint64(1)) != 0
+        rabs = (word >> np.uint64(1)) & np.uint64(0x000FFFFFFFFFFFFF)
+        x = float(rabs) * wi[idx]
+        if neg:
+            x = -x
+        if rabs < ki[idx]:  # inside the layer's rectangle (~99% of draws)
+            out[i] = x
+            i += 1
+            pos = p
+            continue
+        ok = False
+        while True:  # rejections: each try uses one word (wedge) or two (tail)
+            if idx == 0:
+                if p + 2 > nraw:
+                    return i, pos
+                u1 = float(raw[p] >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+                u2 = float(raw[p + 1] >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+                p += 2
+                xx = -inv_r * math.log1p(-u1)
+                yy = -math.log1p(-u2)
+                if yy + yy > xx * xx:
+                    x = -(r + xx) if ((rabs >> np.uint64(8)) & np.uint64(1)) != 0 else r + xx
+                    ok = True
+                    break
+            else:
+                if p + 1 > nraw:
+                    return i, pos
+                u = float(raw[p] >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+                p += 1
+                if (fi[idx - 1] - fi[idx]) * u + fi[idx] < math.exp(-0.5 * x * x):
+                    ok = True
+                break
+        if ok:
+            out[i] = x
+            i += 1
+        pos = p  # a rejected word is consumed; the next sample starts after it
+    return i, pos
 
 
 # The kernels work on flat (reshaped, C-contiguous) arrays: simple strided loops that LLVM vectorises.
