@@ -9,6 +9,8 @@ from degradekit.commands import config as _config_cmd
 from degradekit.commands import preview as _preview_cmd
 from degradekit.commands import synth as _synth_cmd
 from degradekit.commands import data as _data_cmd
+from degradekit.commands import inspect as _inspect_cmd
+from degradekit.commands import replay as _replay_cmd
 from degradekit.commands import manifest as _manifest_cmd
 
 
@@ -29,6 +31,8 @@ degradekit.add_command(_config_cmd.config)
 degradekit.add_command(_preview_cmd.preview)
 degradekit.add_command(_synth_cmd.synth)
 degradekit.add_command(_data_cmd.data)
+degradekit.add_command(_inspect_cmd.inspect)
+degradekit.add_command(_replay_cmd.replay)
 degradekit.add_command(_manifest_cmd.manifest)
 
 # --- trainer subcommands (one line per module) ---
