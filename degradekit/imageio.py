@@ -112,15 +112,15 @@ def decode_image(data: bytes, path="<bytes>", *, max_pixels: int = DEFAULT_MAX_P
         tile = getattr(im, "tile", None) or []
         is16 = any(";16" in str(t[3]) for t in tile) or im.mode.startswith("I;16")
         try:
-            orientation = int(im.getexif().get(0x0112, 1) or 1)
-        except Exception:
-            orientation = 1  # a broken EXIF block does not make the pixels unusable
-        try:
             im.load()  # decodes fully: truncated / corrupt data raises here
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageError(path, f"too many pixels (limit {max_pixels}; decompression bomb?)") from None
         except Exception as e:
             raise ImageError(path, f"corrupt or truncated image data: {e}") from None
+        try:  # after load(): PNG keeps EXIF after the pixel data, and asking before would decode twice
+            orientation = int(im.getexif().get(0x0112, 1) or 1)
+        except Exception:
+            orientation = 1  # a broken EXIF block does not make the pixels unusable
 
     mode = im.mode
     if is16 and mode in ("RGB", "RGBA"):
@@ -179,7 +179,10 @@ def encode_png(img: np.ndarray, level: int = 1) -> bytes:
     (README, Formats).
     """
     _check_rgb8(img)
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(img[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, int(level)])
+    params = [cv2.IMWRITE_PNG_COMPRESSION, int(level)]
+    if level == 0:  # stored, not compressed: row filters would cost time and save nothing
+        params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(img[..., ::-1]), params)
     if not ok:  # pragma: no cover - OpenCV only fails on invalid input, checked above
         raise ValueError("PNG encoding failed")
     return buf.tobytes()

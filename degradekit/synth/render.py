@@ -104,11 +104,13 @@ def render_sample(plan: Plan, index: int, cache: SourceCache, pool=None, timings
     key = rec["key"]
     ext = st.codec
     members = [(f"{key}.hr.{ext}", encode_image(hr, st.codec, level=st.png_level))]
-    t_enc = time.perf_counter() - t0
+    t_enc, t_deg = time.perf_counter() - t0, 0.0
     variants = []
     for v in range(st.variants):
         vs = variant_seed(st.seed, index, v)
+        t1 = time.perf_counter()
         lr, params = degrade_variant(st, hr, vs, pool)
+        t_deg += time.perf_counter() - t1
         t1 = time.perf_counter()
         members.append((f"{key}.lr{v}.{ext}", encode_image(lr, st.codec, level=st.png_level)))
         t_enc += time.perf_counter() - t1
@@ -117,6 +119,7 @@ def render_sample(plan: Plan, index: int, cache: SourceCache, pool=None, timings
     members.append((f"{key}.json", json.dumps(rec, sort_keys=True, separators=(",", ":")).encode()))
     if timings is not None:
         timings["encode"] = timings.get("encode", 0.0) + t_enc
+        timings["degrade"] = timings.get("degrade", 0.0) + t_deg
     return sorted(members, key=lambda m: m[0])
 
 

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .manifest import build_manifest, write_manifest
+from .manifest import build_manifest, tool_version, write_manifest
 from .plan import Plan, Settings, SourceInfo, scan_source, sources_hash
 from .render import SourceChanged, render_shard
 from .shards import SHARD_RE, TMP_SUFFIX, file_sha256, shard_name
@@ -51,7 +51,8 @@ class RunResult:
     seconds: float = 0.0
     pairs: int = 0                                        # pairs rendered by this run
     worker_peak_rss_mb: float = 0.0
-    encode_seconds: float = 0.0
+    encode_seconds: float = 0.0                           # summed over workers
+    degrade_seconds: float = 0.0                          # summed over workers
 
     @property
     def exit_code(self) -> int:
@@ -134,7 +135,7 @@ _W: dict = {}
 
 
 def _init_worker(plan: Plan, out_dir: str, q, pool_path) -> None:
-    _W.update(plan=plan, out=out_dir, q=q, pool=_load_pool(pool_path, plan.settings), timings={})
+    _W.update(plan=plan, out=out_dir, q=q, pool=_load_pool(pool_path, plan.settings))
 
 
 def _load_pool(pool_path, settings):
@@ -146,10 +147,10 @@ def _load_pool(pool_path, settings):
 
 
 def _work(shard: int):
-    t = _W["timings"]
-    t["encode"] = 0.0
+    t: dict = {}
     row = _render_one(_W["plan"], shard, _W["out"], _W["pool"], lambda n: _W["q"].put(n), t)
-    return row, {"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "encode": t["encode"]}
+    return row, {"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "encode": t.get("encode", 0.0),
+                 "degrade": t.get("degrade", 0.0)}
 
 
 def _scan_task(args):
@@ -266,11 +267,14 @@ def _check_job(out: Path, settings: Settings, src_hash: str | None, n_shards: in
                              f"use an empty --out")
         if src_hash is not None:
             _write_json_atomic(path, {"settings_sha256": settings.digest(), "sources_sha256": src_hash,
-                                      "n_shards": n_shards})
+                                      "n_shards": n_shards, "tool_version": tool_version()})
         return
     if job.get("settings_sha256") != settings.digest():
         raise SynthError(f"{out}: holds a dataset made with different settings (config, seed, patch, ...); "
                          f"rerun with the same options to resume, or use another --out")
+    if job.get("tool_version", tool_version()) != tool_version():
+        raise SynthError(f"{out}: was started by degradekit {job['tool_version']}, this is {tool_version()} "
+                         f"(shards of two versions may differ); finish it with that version or use another --out")
     if src_hash is not None and job.get("sources_sha256") != src_hash:
         raise SynthError(f"{out}: holds a dataset made from different source files (sources hash "
                          f"{job.get('sources_sha256', '')[:12]} vs now {src_hash[:12]}); use another --out")
@@ -332,18 +336,16 @@ def run_synth(source_set, settings: Settings, out_dir, *, workers: int | None = 
     pairs = sum(len(plan.shard_range(s)) for s in todo) * settings.variants
     result = RunResult(out / "manifest.json", {}, rendered=list(todo), resumed=done)
     prog = Progress(pairs, "synth", mode=progress) if todo else None
-    peak_kb, enc = 0, 0.0
+    peak_kb, timings = 0, {"encode": 0.0, "degrade": 0.0}
     try:
         nw = min(workers, len(todo))
         if nw <= 1:
             pool = _load_pool(pool_path, settings)
-            timings: dict = {}
             for s in todo:
                 rows[s] = _render_one(plan, s, out, pool, prog.update, timings)
             peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            enc = timings.get("encode", 0.0)
         elif todo:
-            peak_kb, enc = _render_parallel(plan, todo, out, nw, ctx, pool_path, prog, rows)
+            peak_kb = _render_parallel(plan, todo, out, nw, ctx, pool_path, prog, rows, timings)
     finally:
         if prog is not None:
             prog.close()
@@ -354,13 +356,14 @@ def run_synth(source_set, settings: Settings, out_dir, *, workers: int | None = 
     result.seconds = time.perf_counter() - t0
     result.pairs = pairs
     result.worker_peak_rss_mb = peak_kb / 1024.0
-    result.encode_seconds = enc
+    result.encode_seconds = timings["encode"]
+    result.degrade_seconds = timings["degrade"]
     return result
 
 
-def _render_parallel(plan, todo, out, nw, ctx, pool_path, prog, rows):
+def _render_parallel(plan, todo, out, nw, ctx, pool_path, prog, rows, timings):
     q = ctx.Queue()
-    peak_kb, enc = 0, 0.0
+    peak_kb = 0
     ex = cf.ProcessPoolExecutor(nw, mp_context=ctx, initializer=_init_worker,
                                 initargs=(plan, str(out), q, None if pool_path is None else str(pool_path)))
     futs = {ex.submit(_work, s): s for s in todo}
@@ -381,7 +384,8 @@ def _render_parallel(plan, todo, out, nw, ctx, pool_path, prog, rows):
                 row, stats = f.result()
                 rows[row["index"]] = row
                 peak_kb = max(peak_kb, stats["maxrss_kb"])
-                enc += stats["encode"]
+                timings["encode"] += stats["encode"]
+                timings["degrade"] += stats["degrade"]
         _drain(q, prog)
     except BaseException:
         ex.shutdown(wait=False, cancel_futures=True)
@@ -397,7 +401,7 @@ def _render_parallel(plan, todo, out, nw, ctx, pool_path, prog, rows):
             raise SynthError(f"{out}: a worker process died ({error}); finished shards are kept, "
                              f"rerun the same command to resume") from None
         raise error
-    return peak_kb, enc
+    return peak_kb
 
 
 def _drain(q, prog):
