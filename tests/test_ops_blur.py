@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from degradekit.ops.blur import blur, separable_terms
+from degradekit.ops.blur import blur, crop_zero_border, separable_terms
 
 
 def correlate_ref(img, kernel):
@@ -124,3 +124,29 @@ def test_bad_images_raise():
         blur(np.zeros((8, 8), np.float32), k)
     with pytest.raises(ValueError, match="empty"):
         blur(np.zeros((0, 8, 3), np.float32), k)
+
+
+def test_zero_padded_kernel_is_cropped_without_changing_the_result(img):
+    small = np.random.default_rng(6).random((7, 7))
+    small /= small.sum()
+    padded = np.pad(small, 7)
+    assert crop_zero_border(padded).shape == (7, 7)
+    np.testing.assert_array_equal(crop_zero_border(padded), small)
+    np.testing.assert_allclose(blur(img, padded), correlate_ref(img, small), atol=2e-6, rtol=0)
+    off_centre = np.zeros((9, 9))
+    off_centre[0, 4] = 1.0  # support touches the border: nothing to crop
+    assert crop_zero_border(off_centre).shape == (9, 9)
+    assert crop_zero_border(np.zeros((5, 5))).shape == (1, 1)
+
+
+def test_sinc_kernel_with_negative_taps(img):
+    from scipy import special
+    ax = np.arange(-6, 7.0)
+    r = np.hypot(ax[:, None], ax[None, :])
+    r[6, 6] = 1.0
+    wc = 2.0
+    k = wc * special.j1(wc * r) / (2 * np.pi * r)
+    k[6, 6] = wc ** 2 / (4 * np.pi)
+    k /= k.sum()
+    assert k.min() < 0
+    np.testing.assert_allclose(blur(img, k), correlate_ref(img, k), atol=2e-6, rtol=0)

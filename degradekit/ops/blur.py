@@ -45,6 +45,18 @@ def check_kernel(kernel: np.ndarray, name: str = "kernel") -> np.ndarray:
     return kernel
 
 
+def crop_zero_border(kernel: np.ndarray) -> np.ndarray:
+    """Drop all-zero outer rings of an odd square kernel (e.g. a sinc zero-padded to 21x21): the correlation
+    result is unchanged, the work shrinks to the kernel's real support."""
+    k = kernel.shape[0]
+    c = k // 2
+    rows, cols = np.nonzero(kernel)
+    if rows.size == 0:
+        return kernel[c:c + 1, c:c + 1]
+    r = int(max(np.abs(rows - c).max(), np.abs(cols - c).max()))
+    return kernel[c - r:c + r + 1, c - r:c + r + 1] if r < c else kernel
+
+
 def separable_terms(kernel: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]] | None:
     """Split a float64 (k, k) kernel into rank-1 terms ``[(col_r, row_r), ...]`` with
     ``kernel ~= sum_r outer(col_r, row_r)`` (float32 vectors), or return None when one dense ``filter2D`` is
@@ -78,7 +90,7 @@ def blur(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     same shape; values may leave [0, 1] for kernels with negative taps (sinc).
     """
     img = check_image(img)
-    kernel = check_kernel(kernel)
+    kernel = crop_zero_border(check_kernel(kernel))
     terms = separable_terms(kernel)
     if terms is None:
         return cv2.filter2D(img, -1, kernel.astype(np.float32), borderType=_BORDER)

@@ -1,0 +1,172 @@
+"""Degradation-engine benchmarks (one core): the full default-preset 400x400 -> 100x100 pair, and each stage
+against the single best OpenCV/NumPy primitive doing its arithmetic, measured in the same run.
+
+Each group has an ``ours`` and a ``baseline`` benchmark; conftest prints the median ratio per group.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import cv2
+import numpy as np
+import pytest
+
+from degradekit import kernels as K
+from degradekit.ops.blur import blur
+from degradekit.ops.jpeg import jpeg
+from degradekit.ops.noise import add_gaussian_noise, add_poisson_noise, poisson_vals
+from degradekit.ops.quantize import to_uint8
+from degradekit.ops.resize import resize
+from degradekit.ops.usm import usm_sharpen
+
+BORDER = cv2.BORDER_REFLECT_101
+N_SEEDS = 200
+
+
+# --------------------------------------------------------------------------------------------- full pair
+
+def test_full_pair_default_preset(benchmark, hr400):
+    """degradekit.degrade on a 400x400 crop, cycling through 200 seeds (the random mixture of kernels, resize
+    modes/factors, noise kinds, JPEG qualities, final order), USM included."""
+    import degradekit
+
+    cfg = degradekit.preset("realesrgan")
+    seeds = itertools.cycle(range(N_SEEDS))
+    for s in range(3):  # compile/warm the Numba kernels and OpenCV
+        degradekit.degrade(hr400, cfg, s)
+    benchmark.group = "full pair 400->100 (200 seeds)"
+    lr, _ = benchmark.pedantic(lambda: degradekit.degrade(hr400, cfg, next(seeds)), rounds=2 * N_SEEDS,
+                               iterations=1, warmup_rounds=0)
+    assert lr.shape == (100, 100, 3) and lr.dtype == np.uint8
+
+
+# --------------------------------------------------------------------------------------------- blur
+
+def _kernels():
+    return {
+        "iso21": K.gaussian_kernel(21, 3.0, 3.0, 0.0),
+        "aniso21": K.gaussian_kernel(21, 3.0, 1.2, 0.6),
+        "generalized_iso15": K.generalized_gaussian_kernel(15, 1.5, 1.5, 0.0, 2.0),
+        "plateau_aniso13": K.plateau_kernel(13, 2.0, 1.0, -0.4, 1.5),
+        "sinc13": K.sinc_kernel(13, 1.2),
+        "aniso7": K.gaussian_kernel(7, 1.5, 0.6, 1.1),
+    }
+
+
+@pytest.mark.parametrize("name", list(_kernels()))
+@pytest.mark.parametrize("role", ["ours", "baseline"])
+def test_blur(benchmark, img400, name, role):
+    kernel = _kernels()[name]
+    benchmark.group = f"blur {name} @400"
+    if role == "ours":
+        benchmark(blur, img400, kernel)
+    else:
+        k32 = kernel.astype(np.float32)
+        benchmark(cv2.filter2D, img400, -1, k32, borderType=BORDER)
+
+
+@pytest.mark.parametrize("role", ["ours", "baseline"])
+def test_blur_stage1_mixture(benchmark, img400, role):
+    """Kernels drawn by the stage-1 sampler (seeds 0..199), cycled: the blur cost a real run sees."""
+    import degradekit
+
+    cfg = degradekit.preset("realesrgan")
+    rng = np.random.default_rng(0)
+    ks = [K.build_kernel(K.sample_kernel(rng, cfg.stages[0].kernel)) for _ in range(N_SEEDS)]
+    it = itertools.cycle(ks)
+    benchmark.group = "blur stage-1 kernel mixture @400"
+    if role == "ours":
+        benchmark.pedantic(lambda: blur(img400, next(it)), rounds=N_SEEDS, iterations=1)
+    else:
+        benchmark.pedantic(lambda: cv2.filter2D(img400, -1, next(it).astype(np.float32), borderType=BORDER),
+                           rounds=N_SEEDS, iterations=1)
+
+
+# --------------------------------------------------------------------------------------------- USM
+
+def _usm_baseline(img):
+    """The minimal OpenCV/NumPy sequence doing the USM arithmetic (BasicSR's usm_sharp, reflect-101)."""
+    blurred = cv2.GaussianBlur(img, (51, 51), 0, borderType=BORDER)
+    res = img - blurred
+    mask = (np.abs(res) * 255 > 10).astype(np.float32)
+    soft = cv2.GaussianBlur(mask, (51, 51), 0, borderType=BORDER)
+    sharp = np.clip(img + 0.5 * res, 0, 1)
+    return soft * sharp + (1 - soft) * img
+
+
+@pytest.mark.parametrize("role", ["ours", "baseline"])
+def test_usm(benchmark, img400, role):
+    benchmark.group = "usm 51x51 sigma 8 @400"
+    benchmark(usm_sharpen if role == "ours" else _usm_baseline, img400)
+
+
+# --------------------------------------------------------------------------------------------- noise
+
+@pytest.mark.parametrize("gray", [False, True], ids=["color", "gray"])
+@pytest.mark.parametrize("role", ["ours", "baseline"])
+def test_gaussian_noise(benchmark, img400, gray, role):
+    benchmark.group = f"gaussian noise {'gray' if gray else 'color'} @400"
+    seeds = itertools.count()
+    if role == "ours":
+        benchmark(lambda: add_gaussian_noise(img400, 15.0, gray, next(seeds)))
+    else:
+        shape = img400.shape[:2] + ((1,) if gray else (3,))
+
+        def base():
+            n = np.random.default_rng(next(seeds)).standard_normal(shape, dtype=np.float32)
+            return np.clip(img400 + np.float32(15 / 255) * n, 0, 1)
+
+        benchmark(base)
+
+
+@pytest.mark.parametrize("gray", [False, True], ids=["color", "gray"])
+@pytest.mark.parametrize("role", ["ours", "baseline"])
+def test_poisson_noise(benchmark, img400, gray, role):
+    """Ours (levels, vals rule, exact sampling, add, clip) vs only rng.poisson on the same lambda array."""
+    benchmark.group = f"poisson noise {'gray' if gray else 'color'} @400"
+    seeds = itertools.count()
+    if role == "ours":
+        benchmark(lambda: add_poisson_noise(img400, 1.0, gray, next(seeds)))
+    else:
+        x = img400
+        if gray:
+            x = 0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2]
+        level = np.clip(np.rint(x * 255), 0, 255)
+        lam = level / 255 * poisson_vals(np.unique(level).size)
+        benchmark(lambda: np.random.default_rng(next(seeds)).poisson(lam))
+
+
+# --------------------------------------------------------------------------------------------- JPEG, resize, quantize
+
+@pytest.mark.parametrize("role", ["ours", "baseline"])
+def test_jpeg(benchmark, img400, hr400, role):
+    benchmark.group = "jpeg q60 @400"
+    if role == "ours":
+        benchmark(jpeg, img400, 60)
+    else:
+        bgr = np.ascontiguousarray(hr400[..., ::-1])
+        benchmark(lambda: cv2.imdecode(cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 60])[1],
+                                       cv2.IMREAD_COLOR))
+
+
+RESIZES = {"area": cv2.INTER_AREA, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
+
+
+@pytest.mark.parametrize("mode", list(RESIZES))
+@pytest.mark.parametrize("role", ["ours", "baseline"])
+def test_resize(benchmark, img400, mode, role):
+    benchmark.group = f"resize {mode} 400->229"
+    if role == "ours":
+        benchmark(resize, img400, (229, 229), mode)
+    else:
+        benchmark(cv2.resize, img400, (229, 229), interpolation=RESIZES[mode])
+
+
+@pytest.mark.parametrize("role", ["ours", "baseline"])
+def test_quantize(benchmark, img400, role):
+    benchmark.group = "to_uint8 @400"
+    if role == "ours":
+        benchmark(to_uint8, img400)
+    else:
+        benchmark(lambda: np.clip(np.rint(img400 * 255), 0, 255).astype(np.uint8))
