@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from degradekit.ops.blur import blur, crop_zero_border, separable_terms
+from degradekit.ops.blur import blur, crop_negligible_border, separable_terms
 
 
 def correlate_ref(img, kernel):
@@ -130,13 +130,19 @@ def test_zero_padded_kernel_is_cropped_without_changing_the_result(img):
     small = np.random.default_rng(6).random((7, 7))
     small /= small.sum()
     padded = np.pad(small, 7)
-    assert crop_zero_border(padded).shape == (7, 7)
-    np.testing.assert_array_equal(crop_zero_border(padded), small)
+    assert crop_negligible_border(padded).shape == (7, 7)
+    np.testing.assert_array_equal(crop_negligible_border(padded), small)
     np.testing.assert_allclose(blur(img, padded), correlate_ref(img, small), atol=2e-6, rtol=0)
     off_centre = np.zeros((9, 9))
     off_centre[0, 4] = 1.0  # support touches the border: nothing to crop
-    assert crop_zero_border(off_centre).shape == (9, 9)
-    assert crop_zero_border(np.zeros((5, 5))).shape == (1, 1)
+    assert crop_negligible_border(off_centre).shape == (9, 9)
+    assert crop_negligible_border(np.zeros((5, 5))).shape == (1, 1)
+    # a narrow Gaussian drawn at 21x21 is cropped to its float32-relevant support, result unchanged
+    narrow = gaussian(21, 0.8)
+    assert crop_negligible_border(narrow).shape[0] < 11
+    np.testing.assert_allclose(blur(img, narrow), correlate_ref(img, narrow), atol=2e-7, rtol=0)
+    wide = gaussian(21, 3.0)
+    assert crop_negligible_border(wide).shape == (21, 21)
 
 
 def test_sinc_kernel_with_negative_taps(img):
