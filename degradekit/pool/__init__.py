@@ -62,7 +62,7 @@ class Pool:
         self.path = path
         self.meta = meta
         self._kernels = kernels  # scale -> {id: array}
-        self._outliers = set(meta.get("kernels", {}).get("outliers", []))
+        self._outliers = set(meta.get("kernels", {}).get("outliers", []))  # base ids (all scales)
         self._noise_files = noise_files  # id -> Path
         self._noise_cache: dict[str, np.ndarray] = {}
         self.include_outliers = include_outliers
@@ -119,7 +119,7 @@ class Pool:
                     raise PoolError(p, f"kernels.npz: x{s} has shape {arr.shape}, expected (N, k, k) with k odd")
                 if not np.all(np.isfinite(arr)) or np.any(np.abs(arr.sum(axis=(1, 2)) - 1) > 1e-6):
                     raise PoolError(p, f"kernels.npz: x{s} holds kernels that are not finite or do not sum to 1")
-                kernels[s] = {i: _trim_zero_rings(a) for i, a in zip(ids, arr)}
+                kernels[s] = {f"{i}@x{s}": _trim_zero_rings(a) for i, a in zip(ids, arr)}
 
         noise_files = {}
         for rec in nlist:
@@ -154,17 +154,16 @@ class Pool:
     def kernel_ids(self, scale: int) -> tuple[str, ...]:
         """Ids of the kernels usable at `scale` (outliers excluded), in pool order; () when none."""
         ks = self._kernels.get(int(scale), {})
-        return tuple(i for i in ks if self.include_outliers or i not in self._outliers)
+        return tuple(i for i in ks if self.include_outliers or i.rsplit("@", 1)[0] not in self._outliers)
 
-    def kernel(self, id: str, scale: int | None = None) -> np.ndarray:
-        """float64 (k, k) kernel, k odd, sum 1, centred. `scale` defaults to the only/largest scale that
-        has this id... pass it explicitly when the pool has several (x2 and x4)."""
-        if scale is None:
-            scale = self.default_scale
+    def kernel(self, id: str) -> np.ndarray:
+        """float64 (k, k) kernel, k odd, sum 1, centre of mass on the centre pixel. `id` as listed by
+        :meth:`kernel_ids` ("<source id>@x<scale>")."""
+        base, _, sc = str(id).rpartition("@x")
         try:
-            return self._kernels[int(scale)][id].copy()
-        except KeyError:
-            raise PoolError(self.path, f"no x{scale} kernel with id {id!r}") from None
+            return self._kernels[int(sc)][id].copy()
+        except (KeyError, ValueError):
+            raise PoolError(self.path, f"no kernel with id {id!r} (ids look like 'name-0123456789@x4')") from None
 
     def noise_ids(self) -> tuple[str, ...]:
         return tuple(self._noise_files)
@@ -193,16 +192,9 @@ class Pool:
     def scales(self) -> tuple[int, ...]:
         return tuple(sorted(s for s, k in self._kernels.items() if k))
 
-    @property
-    def default_scale(self) -> int:
-        s = self.meta.get("settings", {}).get("scale")
-        if s in self._kernels:
-            return int(s)
-        return max(self._kernels) if self._kernels else 2
-
     def kernel_record(self, id: str) -> dict:
-        """The JSON quality record of one kernel (kernels/<id>.json)."""
-        f = self.path / "kernels" / f"{id}.json"
+        """The JSON quality record of one kernel (kernels/<source id>.json; `id` with or without "@x<s>")."""
+        f = self.path / "kernels" / f"{str(id).rsplit('@x', 1)[0]}.json"
         try:
             return json.loads(f.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:

@@ -55,9 +55,10 @@ class KernelGANConfig:
     iters: int = 3000
     min_iters: int = 600
     stop_window: int = 100
-    stop_tol: float = 0.02
+    stop_tol: float = 0.05
     early_stop: bool = True
     crop: int = 64
+    batch: int = 1
     channels: int = 64
     lr: float = 2e-4
     beta1: float = 0.5
@@ -74,6 +75,7 @@ class KernelGANConfig:
     bic_min: float = 5e-6
     fallback_iter: int = 400
     d_noise: float = 1.0 / 255.0
+    ema: float = 0.99
 
     def __post_init__(self):
         for name in ("iters", "min_iters", "stop_window", "crop", "channels", "lr_step", "bic_decay_every",
@@ -269,8 +271,9 @@ def estimate_kernel(img: np.ndarray, *, seed: int, cfg: KernelGANConfig = Kernel
         G, D = _build_nets(cfg, dev)
         G.train()
         D.train()
-        opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
-        opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+        opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999), foreach=True)
+        opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999), foreach=True)
+        g_params = list(G.parameters())
         bic = torch.tensor(_bicubic_taps_x2(), dtype=torch.float32, device=dev)
         bic2d = (bic[:, None] * bic[None, :])[None, None]
         mask = torch.tensor(_boundary_mask(k), dtype=torch.float32, device=dev)
@@ -285,23 +288,29 @@ def estimate_kernel(img: np.ndarray, *, seed: int, cfg: KernelGANConfig = Kernel
         hist = {n: [] for n in ("gan", "bicubic", "sum2one", "boundaries", "centralized", "sparse", "d")}
         prev_k = None
         stable = 0
+        changes = []
+        k_ema = None
         stopped = False
         it = 0
         # pre-draw all crop positions (one RNG stream, independent of early stopping)
         n_it = cfg.iters
-        pos_g = rng.choice(prob_g.size, size=n_it, p=prob_g)
-        pos_d = rng.choice(prob_d.size, size=n_it, p=prob_d)
+        B = cfg.batch
+        pos_g = rng.choice(prob_g.size, size=(n_it, B), p=prob_g)
+        pos_d = rng.choice(prob_d.size, size=(n_it, B), p=prob_d)
         for it in range(n_it):
-            yg, xg = divmod(int(pos_g[it]), cols_g)
-            yd, xd = divmod(int(pos_d[it]), cols_d)
-            g_in = to_pm1(im[:, yg:yg + c_g, xg:xg + c_g])[:, None]  # (3, 1, 64, 64)
-            d_real = to_pm1(im[None, :, yd:yd + c_d, xd:xd + c_d])  # a copy: noise never reaches `im`
+            g_crops, d_crops = [], []
+            for b in range(B):
+                yg, xg = divmod(int(pos_g[it, b]), cols_g)
+                yd, xd = divmod(int(pos_d[it, b]), cols_d)
+                g_crops.append(im[:, yg:yg + c_g, xg:xg + c_g])
+                d_crops.append(im[:, yd:yd + c_d, xd:xd + c_d])
+            g_in = to_pm1(torch.cat(g_crops))[:, None]  # (3B, 1, 64, 64): RGB as gray images
+            d_real = to_pm1(torch.stack(d_crops))  # (B, 3, 26, 26), a copy: noise never reaches `im`
 
             # ---- G step
-            opt_g.zero_grad(set_to_none=True)
             K = G.collapsed_kernel()
             g_out = F.conv2d(g_in, K[None, None], stride=2)  # (3, 1, 26, 26)
-            fake = g_out[:, 0][None]  # (1, 3, 26, 26)
+            fake = g_out.reshape(B, 3, c_d, c_d)
             d_fake = D(fake)
             loss_gan = (d_fake - 1.0).abs().mean()
             down = F.conv2d(g_in, bic2d, stride=2)
@@ -320,15 +329,17 @@ def estimate_kernel(img: np.ndarray, *, seed: int, cfg: KernelGANConfig = Kernel
             loss_g = (loss_gan + lam["bicubic"] * loss_bic + cfg.lambda_sum2one * loss_sum
                       + cfg.lambda_boundaries * loss_bound + lam["centralized"] * loss_cent
                       + lam["sparse"] * loss_sparse)
-            loss_g.backward()
+            # gradients for G only: D's weight gradients are not needed in the G step
+            for prm, grad in zip(g_params, torch.autograd.grad(loss_g, g_params)):
+                prm.grad = grad
             opt_g.step()
 
             # ---- D step (fresh noise on copies of real and fake; one batch, per-sample norm)
             opt_d.zero_grad(set_to_none=True)
             D.power_iteration()
-            noise = torch.randn(2, 3, c_d, c_d, device=dev) * cfg.d_noise
+            noise = torch.randn(2 * B, 3, c_d, c_d, device=dev) * cfg.d_noise
             d_both = D(torch.cat([d_real, fake.detach()]) + noise)
-            loss_d = 0.5 * ((d_both[0] - 1.0).abs().mean() + d_both[1].abs().mean())
+            loss_d = 0.5 * ((d_both[:B] - 1.0).abs().mean() + d_both[B:].abs().mean())
             loss_d.backward()
             opt_d.step()
 
@@ -357,15 +368,23 @@ def estimate_kernel(img: np.ndarray, *, seed: int, cfg: KernelGANConfig = Kernel
                     lam["sparse"] = cfg.lambda_sparse_end
                     constraints_at = i1
 
-            # ---- early stopping: the normalised kernel has stopped changing
+            # ---- (ours) the estimate is an exponential moving average of the normalised kernel once the
+            # constraints are on: the GAN makes the kernel jitter from step to step around its target
+            if constraints_at is not None and cfg.ema > 0:
+                kd = K.detach()
+                kd = kd / kd.sum()
+                k_ema = kd.clone() if k_ema is None else k_ema.mul_(cfg.ema).add_(kd, alpha=1 - cfg.ema)
+
+            # ---- early stopping: the (averaged) kernel has stopped changing
             if i1 % 50 == 0:
                 if progress is not None:
                     progress(i1)
                 if cfg.early_stop and constraints_at is not None:
-                    kn = K.detach().cpu().double().numpy()
+                    kn = (k_ema if k_ema is not None else K.detach()).cpu().double().numpy()
                     kn = kn / kn.sum()
                     if prev_k is not None and i1 - prev_k[0] >= cfg.stop_window:
                         change = np.abs(kn - prev_k[1]).mean() / np.abs(kn).mean()
+                        changes.append((i1, round(float(change), 5)))
                         stable = stable + 1 if change < cfg.stop_tol else 0
                         prev_k = (i1, kn)
                         if stable >= 2 and i1 >= cfg.min_iters and i1 >= constraints_at + cfg.stop_window:
@@ -374,11 +393,13 @@ def estimate_kernel(img: np.ndarray, *, seed: int, cfg: KernelGANConfig = Kernel
                     elif prev_k is None:
                         prev_k = (i1, kn)
         with torch.no_grad():
-            raw = G.collapsed_kernel().double().cpu().numpy()
+            last = G.collapsed_kernel().double().cpu().numpy()
+        # the raw record keeps the generator's scale (its sum is a quality signal)
+        raw = last if k_ema is None else k_ema.double().cpu().numpy() * last.sum()
     n_run = it + 1
     losses = {n: float(np.mean(v[-50:])) for n, v in hist.items() if v}
     kernel = postprocess_kernel(raw)
-    sched = dict(similar_at=similar_at, forced_fallback=forced, constraints_at=constraints_at)
+    sched = dict(similar_at=similar_at, forced_fallback=forced, constraints_at=constraints_at, changes=changes)
     return KernelEstimate(raw=raw, kernel=kernel, losses=losses, iters=n_run, stopped_early=stopped,
                           seconds=time.perf_counter() - t0, schedule=sched)
 
