@@ -137,8 +137,10 @@ class Pool:
         pool = cls(p, meta, kernels, noise_files, include_outliers)
         n_usable = sum(len(pool.kernel_ids(s)) for s in kernels)
         if n_usable == 0 and not noise_files:
-            raise PoolError(p, "empty pool: no usable kernels and no noise patches"
-                            + _why_empty(meta))
+            n_all = len(klist)
+            what = (f"all {n_all} kernels are flagged outliers (see pool.json 'rejected') and there are no noise "
+                    "patches" if n_all else "no kernels and no noise patches")
+            raise PoolError(p, f"empty pool: {what}" + _why_empty(meta))
         if scale is not None:
             if int(scale) not in kernels or not kernels[int(scale)]:
                 have = ", ".join(f"x{s}" for s in sorted(kernels) if kernels[s]) or "none"
