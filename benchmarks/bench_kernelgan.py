@@ -1,0 +1,144 @@
+"""KernelGAN: time per image and accuracy on photos blurred with a known kernel (README "KernelGAN / pools").
+
+Case: a scikit-image photo (HR) blurred with a 13x13 anisotropic Gaussian (sigma 2.0 / 0.8 px at 35 degrees)
+and decimated x2 or x4 on the pixel-centre grid (the realsr pipeline's own blur + decimation). KernelGAN runs
+on that LR; the estimated kernel (x4: composed from the x2 estimate) re-degrades the HR, and the PSNR against
+the true LR is compared with an antialiased bicubic downscale of the HR (the no-estimation baseline).
+Shape: width ratio (estimated / true sigma_major), elongation (sigma_major / sigma_minor; true 2.5), angle error.
+
+    pytest benchmarks/bench_kernelgan.py --benchmark-only --benchmark-columns=min,median,rounds
+    python benchmarks/bench_kernelgan.py [--threads 1] [--seeds 2] [--images astronaut,coffee,chelsea]
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from degradekit.kernels import gaussian_kernel
+from degradekit.pool import kernelgan as kg
+from degradekit.pool.realsr import decimation_kernel
+
+TRUE = dict(sigma_x=2.0, sigma_y=0.8, theta_deg=35.0, size=13)
+IMAGES = ("astronaut", "coffee", "chelsea")
+
+
+def true_kernel() -> np.ndarray:
+    return gaussian_kernel(TRUE["size"], TRUE["sigma_x"], TRUE["sigma_y"], math.radians(TRUE["theta_deg"]))
+
+
+def degrade(hr_u8: np.ndarray, k: np.ndarray, s: int) -> np.ndarray:
+    """float32 LR: correlate with the (s-1)/2-shifted centred kernel, keep every s-th pixel (no rounding)."""
+    kd = decimation_kernel(k, s).astype(np.float32)
+    f = cv2.filter2D(hr_u8.astype(np.float32) / 255, -1, kd, borderType=cv2.BORDER_REFLECT_101)
+    return f[::s, ::s]
+
+
+def bicubic_kernel(s: int) -> np.ndarray:
+    """Antialiased bicubic (Keys a = -0.5) x s downscale as a 2-D kernel on the pixel-centre grid, odd size,
+    anchored so that `correlate + [::s]` equals MATLAB-style imresize for interior pixels."""
+    n = 4 * s + 3 + (s - 1)
+    c = (n - 1) / 2
+    t = (np.arange(n) - c - (s - 1) / 2) / s
+    at = np.abs(t)
+    w = np.where(at <= 1, 1.5 * at**3 - 2.5 * at**2 + 1, np.where(at < 2, -0.5 * at**3 + 2.5 * at**2 - 4 * at + 2, 0))
+    w /= w.sum()
+    return np.outer(w, w)
+
+
+def psnr(a: np.ndarray, b: np.ndarray, shave: int = 8) -> float:
+    a, b = a[shave:-shave, shave:-shave], b[shave:-shave, shave:-shave]
+    return 10 * math.log10(1.0 / float(np.mean((a.astype(np.float64) - b) ** 2)))
+
+
+def run_case(name: str, scale: int, seed: int, cfg: kg.KernelGANConfig = kg.KernelGANConfig()) -> dict:
+    from skimage import data
+
+    hr = getattr(data, name)()
+    lr = degrade(hr, true_kernel(), scale)
+    lr8 = np.clip(np.rint(lr * 255), 0, 255).astype(np.uint8)
+    t0, c0 = time.perf_counter(), time.process_time()
+    est = kg.estimate_kernel(lr8, seed=seed, cfg=cfg)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    k = est.kernel if scale == 2 else kg.kernel_x4_from_x2(est.kernel)
+    b = cv2.filter2D(hr.astype(np.float32) / 255, -1, bicubic_kernel(scale).astype(np.float32),
+                     borderType=cv2.BORDER_REFLECT_101)[::scale, ::scale]
+    p_est, p_bic = psnr(degrade(hr, k, scale), lr), psnr(b, lr)
+    m, mt = kg.kernel_moments(k), kg.kernel_moments(true_kernel())
+    dth = abs(m["theta"] - mt["theta"]) % 180
+    return dict(image=name, scale=scale, seed=seed, iters=est.iters, wall_s=wall, cpu_s=cpu, psnr=p_est,
+                psnr_bicubic=p_bic, gain_db=p_est - p_bic,
+                width_ratio=m["sigma_major"] / mt["sigma_major"],
+                elongation=m["sigma_major"] / max(m["sigma_minor"], 1e-9),
+                angle_err=min(dth, 180 - dth))
+
+
+# ----------------------------------------------------------------------------------------- pytest-benchmark
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("scale", [2, 4])
+@pytest.mark.parametrize("name", IMAGES)
+def test_kernelgan_per_image(benchmark, name, scale, threads):
+    import torch
+
+    torch.set_num_threads(threads)
+    benchmark.group = f"KernelGAN per image x{scale} ({threads} thread{'s' * (threads > 1)})"
+    res = benchmark.pedantic(lambda: run_case(name, scale, seed=0), rounds=1, iterations=1)
+    benchmark.extra_info.update(res)
+    assert res["gain_db"] > 0
+
+
+@pytest.mark.parametrize("role", ["ours", "baseline"])
+def test_generator_forward_backward(benchmark, role):
+    """Collapsed 13x13 stride-2 convolution (ours) vs the six layers (the original), forward + backward."""
+    import torch
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    g, _ = kg._build_nets(kg.KernelGANConfig(), "cpu")
+    x = torch.randn(3, 1, 64, 64)
+    f = (lambda: g(x).square().mean().backward()) if role == "ours" else \
+        (lambda: g.forward_layers(x).square().mean().backward())
+    for _ in range(3):
+        f()
+    benchmark.group = "KernelGAN generator fwd+bwd (64x64 crop, RGB as 3)"
+    benchmark.pedantic(f, rounds=50, iterations=1)
+
+
+# --------------------------------------------------------------------------------------------------- script
+def main(argv=None) -> None:
+    import argparse
+    import os
+
+    import torch
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--scales", default="2,4")
+    ap.add_argument("--images", default=",".join(IMAGES))
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    print(f"threads {a.threads}; load average at start {os.getloadavg()[0]:.2f}", flush=True)
+    rows = []
+    for s in [int(x) for x in a.scales.split(",")]:
+        for name in a.images.split(","):
+            for seed in range(a.seeds):
+                r = run_case(name, s, seed)
+                rows.append(r)
+                print(f"x{s} {name:10s} seed {seed}: {r['iters']:4d} it {r['wall_s']:5.1f} s wall {r['cpu_s']:5.1f} s "
+                      f"cpu | {r['psnr']:.2f} dB vs bicubic {r['psnr_bicubic']:.2f} (+{r['gain_db']:.2f}) | width "
+                      f"{r['width_ratio']:.2f} elong {r['elongation']:.2f} (true 2.50) angle err "
+                      f"{r['angle_err']:.0f} deg", flush=True)
+    for s in sorted({r["scale"] for r in rows}):
+        sub = [r for r in rows if r["scale"] == s]
+        med = {k: float(np.median([r[k] for r in sub])) for k in ("wall_s", "cpu_s", "psnr", "gain_db", "width_ratio",
+                                                                   "elongation", "angle_err", "iters")}
+        print(f"x{s} medians over {len(sub)} runs: " + ", ".join(f"{k} {v:.2f}" for k, v in med.items()))
+    print(f"load average at end {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
