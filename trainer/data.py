@@ -95,7 +95,16 @@ def open_stream(url: str):
         proc = subprocess.Popen(url[5:], shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             yield proc.stdout
-        except BaseException:          # consumer stopped early or failed: the command's status is moot
+        except BaseException as e:     # consumer stopped early or failed
+            if not isinstance(e, GeneratorExit):
+                try:                   # a failed command explains a broken stream better than tarfile does
+                    rc = proc.wait(timeout=1.0)
+                except subprocess.TimeoutExpired:
+                    rc = None
+                if rc:
+                    msg = proc.stderr.read().decode(errors="replace").strip()
+                    raise ShardError(f"{url}: command exited with status {rc}"
+                                     + (f" ({msg.splitlines()[-1]})" if msg else "")) from None
             proc.kill()
             proc.communicate()
             raise
@@ -272,7 +281,7 @@ class ShardDataset(IterableDataset):
     """Infinite stream of augmented training pairs from shards.
 
     Yields dicts: ``lq`` uint8 (3, gt_size/scale, gt_size/scale), ``gt`` uint8 (3, gt_size + 2 context, same),
-    ``worker``, ``epoch``, ``index`` (ints, for DataPosition). ``scale`` None means: take it from the samples
+    ``key`` (str), ``worker``, ``epoch``, ``index`` (ints, for DataPosition). ``scale`` None means: take it from the samples
     (every sample must then agree with the first one).
     """
 
@@ -357,7 +366,8 @@ class ShardDataset(IterableDataset):
                 if n < skip:
                     continue
                 hr, lr, _ = self.make_sample(raw, epoch)
-                yield {"lq": to_chw(lr), "gt": to_chw(hr), "worker": logical, "epoch": epoch, "index": n}
+                yield {"lq": to_chw(lr), "gt": to_chw(hr), "key": raw["__key__"], "worker": logical, "epoch": epoch,
+                       "index": n}
             if n < 0:
                 raise ShardError(f"loader worker {g} of {total} got no samples from {len(self.urls)} shard(s): "
                                  "fewer samples than ranks x workers")
