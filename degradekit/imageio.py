@@ -72,7 +72,8 @@ _ORIENT = {
 def apply_exif_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
     """Apply an EXIF orientation value (1..8) to an HxW[xC] array; returns a C-contiguous array."""
     fn = _ORIENT.get(int(orientation))
-    return np.ascontiguousarray(arr if fn is None else fn(arr))
+    out = np.ascontiguousarray(arr if fn is None else fn(arr))
+    return out if out.flags.writeable else out.copy()  # PIL's buffers are read-only; callers may edit
 
 
 def _scale16(a: np.ndarray) -> np.ndarray:

@@ -389,7 +389,7 @@ def test_bad_options_rejected_before_work(photos, tmp_path):
     bad.write_text("order = 2\n[usm]\nwieght = 0.5\n")
     cases = [
         (["--config", str(bad)], 1, "usm.wieght"),
-        (["--patch", "66"], 2, "multiple of the scale"),
+        (["--patch", "66"], 2, "not a multiple of 4"),
         (["--multiscale", "1,2"], 2, "must be in (0, 1]"),
         (["--part", "3/2"], 2, "1 <= I <= N"),
         (["--order", "0"], 2, "--order"),

@@ -20,7 +20,11 @@ _EXIT_DOC = "Exit status: 0 all inputs used, 3 finished but some inputs were ski
 @click.option("--config", "config_file", default=None, type=click.Path(dir_okay=False),
               help="Degradation config (TOML); see `degradekit config show`.")
 @click.option("--preset", "preset_name", default=None,
-              help="Named degradation preset [default: realesrgan]; `realsr` with --pool for the RealSR pipeline.")
+              help="Named degradation preset [default: realesrgan]; `realsr` (with --pool) for the RealSR "
+                   "pipeline of Ji et al.")
+@click.option("--pool", "pool_path", default=None, type=click.Path(file_okay=False),
+              help="Kernel/noise pool folder (`degradekit pool build`): used by --preset realsr, or by a config "
+                   "whose kernel/noise pool_prob > 0.")
 @click.option("--order", type=click.IntRange(1, 16), default=None, help="Degradation order (overrides the config).")
 @click.option("--scale", type=click.Choice(["1", "2", "4"]), default=None, help="LR = HR // scale (overrides the config).")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Global seed.")
@@ -50,7 +54,7 @@ _EXIT_DOC = "Exit status: 0 all inputs used, 3 finished but some inputs were ski
 @click.option("--strict", is_flag=True, help="Stop at the first unusable input instead of skipping it.")
 @click.option("--progress", type=click.Choice(["auto", "bar", "lines", "none"]), default="auto", show_default=True,
               help="Progress display (auto: a bar on a terminal, plain lines otherwise).")
-def synth(src, out, data_root, config_file, preset_name, order, scale, seed, patch, step, min_size, multiscale,
+def synth(src, out, data_root, config_file, preset_name, pool_path, order, scale, seed, patch, step, min_size, multiscale,
           shortest_edge, variants, shard_size, png_level, max_pixels, workers, part, strict, progress):
     """Render LR/HR training pairs from photos into WebDataset shards (OUT/shard-*.tar + OUT/manifest.json).
 
@@ -64,7 +68,8 @@ def synth(src, out, data_root, config_file, preset_name, order, scale, seed, pat
     from degradekit.synth.run import SynthError, parse_part, run_synth
     from degradekit.synth.sources import SourceError, resolve_sources
 
-    settings = build_settings(config_file=config_file, preset_name=preset_name, order=order, scale=scale,
+    settings = build_settings(config_file=config_file, preset_name=preset_name, pool_path=pool_path, order=order,
+                              scale=scale,
                               seed=seed, patch=patch, step=step, min_size=min_size, multiscale=multiscale,
                               shortest_edge=shortest_edge, variants=variants, shard_size=shard_size,
                               png_level=png_level, max_pixels=max_pixels)
@@ -79,7 +84,7 @@ def synth(src, out, data_root, config_file, preset_name, order, scale, seed, pat
     log = lambda s: click.echo(s, err=True)  # noqa: E731
     try:
         res = run_synth(sources, settings, out, workers=workers, part=part_t, strict=strict, progress=progress,
-                        log=log)
+                        log=log, pool_path=pool_path)
     except SynthError as e:
         raise click.ClickException(str(e)) from None
     m = res.manifest
@@ -98,37 +103,75 @@ def synth(src, out, data_root, config_file, preset_name, order, scale, seed, pat
 
 
 def build_settings(*, config_file, preset_name, order, scale, seed, patch, step, min_size, multiscale,
-                   shortest_edge, variants, shard_size, png_level, max_pixels):
+                   shortest_edge, variants, shard_size, png_level, max_pixels, pool_path=None):
     """Validate options into Settings before any work; raises click.BadParameter / ClickException."""
     import dataclasses
 
-    from degradekit.config import ConfigError, load_config, preset, validate_config
+    from degradekit.config import ConfigError, load_config, preset, stage_config, validate_config
     from degradekit.synth.plan import Settings
     from degradekit.synth.prepare import parse_multiscale
 
     if config_file and preset_name:
         raise click.UsageError("use --config or --preset, not both (a config file names its preset itself)")
-    try:
-        cfg = load_config(config_file) if config_file else preset(preset_name or "realesrgan")
-        changes = {}
+    pipeline, pool_rec = "realesrgan", None
+    if preset_name == "realsr":
+        from degradekit.pool.realsr import realsr_preset
+
+        if pool_path is None:
+            raise click.UsageError("--preset realsr needs --pool POOL/ (build one with `degradekit pool build`)")
         if order is not None:
-            changes["order"] = int(order)
-        if scale is not None:
-            changes["scale"] = int(scale)
-        if changes:
-            cfg = validate_config(dataclasses.replace(cfg, **changes), "--order/--scale")
-    except ConfigError as e:
-        raise click.ClickException(str(e)) from None
+            raise click.UsageError("--order does not apply to --preset realsr (one blur + decimation + noise)")
+        if scale == "1":
+            raise click.BadParameter("the realsr pipeline supports scale 2 or 4", param_hint="--scale")
+        try:
+            cfg = realsr_preset(int(scale or 4))
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
+        pipeline = "realsr"
+    else:
+        try:
+            cfg = load_config(config_file) if config_file else preset(preset_name or "realesrgan")
+            changes = {}
+            if order is not None:
+                changes["order"] = int(order)
+            if scale is not None:
+                changes["scale"] = int(scale)
+            if changes:
+                cfg = validate_config(dataclasses.replace(cfg, **changes), "--order/--scale")
+        except ConfigError as e:
+            raise click.ClickException(str(e)) from None
+        uses_pool = any((st.blur_prob > 0 and st.kernel.pool_prob > 0) or (st.noise_prob > 0 and st.noise.pool_prob > 0)
+                        for st in (stage_config(cfg, i) for i in range(1, cfg.order + 1)))
+        if uses_pool and pool_path is None:
+            raise click.UsageError("the config draws kernels/noise from a pool (pool_prob > 0): give --pool POOL/")
+        if pool_path is not None and not uses_pool:
+            raise click.UsageError("--pool is given but the config never uses it: use --preset realsr, or set "
+                                   "pool_prob > 0 in [stages.kernel] / [stages.noise]")
+    if pool_path is not None:
+        from pathlib import Path
+
+        from degradekit.pool import Pool, PoolError
+
+        try:
+            pool = Pool.load(pool_path, scale=cfg.scale)
+            if pipeline == "realsr":
+                from degradekit.pool.realsr import check_pool_for
+
+                check_pool_for(cfg, pool)
+        except PoolError as e:
+            raise click.ClickException(str(e)) from None
+        pool_rec = {"path": str(Path(pool_path).resolve()), "sha256": pool.digest()}
+    unit = cfg.scale * (2 if getattr(cfg, "cleanup", False) else 1)
     try:
         factors = parse_multiscale(multiscale)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--multiscale") from None
-    if patch % cfg.scale:
-        raise click.BadParameter(f"{patch} is not a multiple of the scale {cfg.scale} (LR = HR // scale must be "
-                                 f"exact)", param_hint="--patch")
+    if patch % unit:
+        raise click.BadParameter(f"{patch} is not a multiple of {unit} (the scale{' x 2 for the clean-up' if unit != cfg.scale else ''}; "
+                                 f"LR = HR // scale must be exact)", param_hint="--patch")
     return Settings(config=cfg, seed=int(seed), patch=patch, step=step, min_size=min_size, multiscale=factors,
                     shortest_edge=shortest_edge, variants=variants, shard_size=shard_size,
-                    png_level=png_level, max_pixels=max_pixels)
+                    png_level=png_level, max_pixels=max_pixels, pipeline=pipeline, pool=pool_rec)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -100,12 +100,10 @@ def render_sample(plan: Plan, index: int, cache: SourceCache, pool=None, timings
     """Tar members ``[(name, bytes), ...]`` of one sample, in the stored order (sorted by name)."""
     st = plan.settings
     hr, rec = hr_for_sample(plan, index, cache)
-    t0 = time.perf_counter()
     key = rec["key"]
     ext = st.codec
-    members = [(f"{key}.hr.{ext}", encode_image(hr, st.codec, level=st.png_level))]
-    t_enc, t_deg = time.perf_counter() - t0, 0.0
-    variants = []
+    t_enc, t_deg = 0.0, 0.0
+    variants, members = [], []
     for v in range(st.variants):
         vs = variant_seed(st.seed, index, v)
         t1 = time.perf_counter()
@@ -115,6 +113,14 @@ def render_sample(plan: Plan, index: int, cache: SourceCache, pool=None, timings
         members.append((f"{key}.lr{v}.{ext}", encode_image(lr, st.codec, level=st.png_level)))
         t_enc += time.perf_counter() - t1
         variants.append({"seed": vs, "params": params})
+    hr_store = hr
+    if st.pipeline == "realsr":  # with the clean-up the training HR is the cleaned (halved) image
+        from ..pool.realsr import hr_target
+
+        hr_store = hr_target(hr, variants[0]["params"])
+    t1 = time.perf_counter()
+    members.append((f"{key}.hr.{ext}", encode_image(hr_store, st.codec, level=st.png_level)))
+    t_enc += time.perf_counter() - t1
     rec["variants"] = variants
     members.append((f"{key}.json", json.dumps(rec, sort_keys=True, separators=(",", ":")).encode()))
     if timings is not None:

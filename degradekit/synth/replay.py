@@ -63,8 +63,7 @@ def _config(manifest: dict):
     if st.get("pipeline", "realesrgan") == "realsr":
         from ..pool.realsr import RealsrConfig
 
-        return RealsrConfig.from_dict(st["config"]) if hasattr(RealsrConfig, "from_dict") else RealsrConfig(
-            **st["config"])
+        return RealsrConfig.from_dict(st["config"])
     from ..config import config_from_dict
 
     return config_from_dict(st["config"], f"{manifest['_path']}: config")
@@ -81,6 +80,8 @@ def replay_sample(folder, key: str, *, source=None, use_stored_hr: bool = False,
     codec, level = st["codec"], st["png_level"]
     stored_hr = decode_png(fields[f"hr.{codec}"])
 
+    realsr = rec.get("pipeline") == "realsr"
+    cleanup = realsr and bool(rec["variants"][0]["params"].get("cleanup"))
     hr = None
     if not use_stored_hr:
         src = Path(source or rec["source"]["path"])
@@ -98,10 +99,18 @@ def replay_sample(folder, key: str, *, source=None, use_stored_hr: bool = False,
                 h, w = rec["resized"]
                 y0, x0 = rec["crop"][:2]
                 hr, _ = crop_patch(scaled(img, h, w), y0, x0, st["patch"])
-                same = np.array_equal(hr, stored_hr)
-                rep.add("HR pixels", same, "rebuilt from the source (multiscale, crop, pad)")
-                rep.add("HR bytes", encode_image(hr, codec, level=level) == fields[f"hr.{codec}"], "")
+                target = hr
+                if realsr:
+                    from ..pool.realsr import hr_target
+
+                    target = hr_target(hr, rec["variants"][0]["params"])
+                rep.add("HR pixels", np.array_equal(target, stored_hr),
+                        "rebuilt from the source (multiscale, crop, pad" + (", clean-up)" if cleanup else ")"))
+                rep.add("HR bytes", encode_image(target, codec, level=level) == fields[f"hr.{codec}"], "")
     if hr is None:
+        if cleanup:
+            rep.add("HR", False, "the realsr clean-up needs the source image (the stored HR is the cleaned one)")
+            return rep
         hr = stored_hr
         rep.add("HR", True, "using the HR stored in the shard")
 
@@ -115,7 +124,6 @@ def replay_sample(folder, key: str, *, source=None, use_stored_hr: bool = False,
             rep.add("pool digest", pool.digest() == rec["pool"]["sha256"], str(pp))
 
     cfg = _config(m)
-    realsr = rec.get("pipeline") == "realsr"
     for v, var in enumerate(rec["variants"]):
         rng = np.random.default_rng(var["seed"])
         if realsr:

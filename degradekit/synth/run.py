@@ -134,16 +134,36 @@ def _fmt_time(s: float) -> str:
 _W: dict = {}
 
 
+def _one_thread() -> int:
+    """Worker processes are the parallelism: keep OpenCV from starting a thread pool in each. Returns the old
+    thread count."""
+    import cv2
+
+    n = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    return n
+
+
 def _init_worker(plan: Plan, out_dir: str, q, pool_path) -> None:
+    _one_thread()
     _W.update(plan=plan, out=out_dir, q=q, pool=_load_pool(pool_path, plan.settings))
 
 
 def _load_pool(pool_path, settings):
-    if pool_path is None:
+    """The pool of the run, checked against the digest recorded in the settings (it must not change)."""
+    if pool_path is None and settings.pool is None:
         return None
-    from ..pool import Pool
+    from ..pool import Pool, PoolError
 
-    return Pool.load(pool_path, scale=settings.scale)
+    path = pool_path or settings.pool["path"]
+    try:
+        pool = Pool.load(path, scale=settings.scale)
+    except PoolError as e:
+        raise SynthError(str(e)) from None
+    if settings.pool is not None and pool.digest() != settings.pool["sha256"]:
+        raise SynthError(f"{path}: pool digest {pool.digest()[:12]}... differs from the one this run was "
+                         f"started with ({settings.pool['sha256'][:12]}...)")
+    return pool
 
 
 def _work(shard: int):
@@ -340,9 +360,15 @@ def run_synth(source_set, settings: Settings, out_dir, *, workers: int | None = 
     try:
         nw = min(workers, len(todo))
         if nw <= 1:
+            import cv2
+
             pool = _load_pool(pool_path, settings)
-            for s in todo:
-                rows[s] = _render_one(plan, s, out, pool, prog.update, timings)
+            old_threads = _one_thread()
+            try:
+                for s in todo:
+                    rows[s] = _render_one(plan, s, out, pool, prog.update, timings)
+            finally:
+                cv2.setNumThreads(old_threads)
             peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         elif todo:
             peak_kb = _render_parallel(plan, todo, out, nw, ctx, pool_path, prog, rows, timings)

@@ -1,0 +1,120 @@
+"""`degradekit synth` end to end: read the sources, degrade, encode PNGs, write tar shards, on 400 -> 100 patches
+(x4, default `realesrgan` preset, 1 variant) of scikit-image's sample photos; plus the PNG level trade-off.
+
+    pytest benchmarks/bench_synth.py --benchmark-only --benchmark-columns=min,median,max,rounds
+
+Reported in each benchmark's extra_info (and printed): pairs/s (median round), bytes per pair, the share of
+worker time spent in PNG encoding and in the degradation, and the peak RSS of a worker process. The
+"large" source set is the 8 photos copied 10x (80 files, 10x the samples): a worker's peak memory must not grow
+with it, because a worker holds one source, one scaled copy and one sample at a time.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+import degradekit
+from degradekit.imageio import encode_png
+from degradekit.synth.plan import Settings
+from degradekit.synth.run import run_synth
+from degradekit.synth.sources import resolve_sources
+
+
+def _source_dir(tmp, copies: int):
+    src = resolve_sources("sample")
+    d = tmp / f"src{copies}"
+    d.mkdir()
+    for c in range(copies):
+        for f in src.files:
+            shutil.copy(f, d / f"c{c:02d}_{f.name}")
+    return resolve_sources(str(d))
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench_synth")
+    return {"small": _source_dir(tmp, 1), "large": _source_dir(tmp, 10)}
+
+
+SETTINGS = Settings(config=degradekit.preset("realesrgan"), patch=400, step=200, shard_size=8)
+
+
+def _bench(benchmark, tmp_path, src, workers, rounds, label):
+    results = []
+    counter = iter(range(1000))
+
+    def setup():
+        out = tmp_path / f"out{next(counter)}"
+        return (out,), {}
+
+    def run(out):
+        results.append(run_synth(src, SETTINGS, out, workers=workers, progress="none", log=lambda s: None))
+
+    # warm: Numba caches, OpenCV, page cache of the sources
+    run(tmp_path / "warm")
+    results.clear()
+    benchmark.group = f"synth end to end ({label})"
+    benchmark.pedantic(run, setup=setup, rounds=rounds, iterations=1)
+    secs = sorted(r.seconds for r in results)
+    med = float(np.median(secs))
+    r = results[0]
+    pairs = r.pairs
+    work = r.encode_seconds + r.degrade_seconds
+    info = {
+        "workers": workers,
+        "pairs": pairs,
+        "pairs_per_s_median": pairs / med,
+        "pairs_per_s_per_worker": pairs / med / workers,
+        "bytes_per_pair": r.manifest["totals"]["bytes"] / pairs,
+        "encode_share": r.encode_seconds / (r.seconds * workers),   # of all worker time, startup included
+        "degrade_share": r.degrade_seconds / (r.seconds * workers),
+        "encode_ms_per_pair": 1e3 * r.encode_seconds / pairs,
+        "degrade_ms_per_pair": 1e3 * r.degrade_seconds / pairs,
+        "other_ms_per_pair": 1e3 * (r.seconds * workers - work) / pairs,
+        "worker_peak_rss_mb": r.worker_peak_rss_mb,
+    }
+    benchmark.extra_info.update(info)
+    print(f"\n{label}: " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in info.items()))
+    return info
+
+
+def test_synth_small_1_worker(benchmark, sources, tmp_path):
+    _bench(benchmark, tmp_path, sources["small"], 1, 5, "8 photos, 1 worker")
+
+
+def test_synth_small_2_workers(benchmark, sources, tmp_path):
+    _bench(benchmark, tmp_path, sources["small"], 2, 5, "8 photos, 2 workers")
+
+
+def test_synth_large_1_worker(benchmark, sources, tmp_path):
+    _bench(benchmark, tmp_path, sources["large"], 1, 1, "80 photos, 1 worker")
+
+
+def test_synth_large_2_workers(benchmark, sources, tmp_path):
+    _bench(benchmark, tmp_path, sources["large"], 2, 1, "80 photos, 2 workers")
+
+
+# ------------------------------------------------------------------------------------------- PNG levels
+
+@pytest.fixture(scope="module")
+def pair():
+    from skimage import data
+
+    img = data.astronaut()
+    hr = np.ascontiguousarray(img[56:456, 56:456])
+    lr, _ = degradekit.degrade(hr, degradekit.preset(), 0)
+    return {"hr400": hr, "lr100": lr}
+
+
+@pytest.mark.parametrize("level", [0, 1, 3, 6, 9])
+@pytest.mark.parametrize("which", ["hr400", "lr100"])
+def test_png_level(benchmark, pair, which, level):
+    img = pair[which]
+    benchmark.group = f"PNG encode {which}"
+    data = benchmark(encode_png, img, level)
+    assert encode_png(img, level) == data  # deterministic bytes
+    benchmark.extra_info["bytes"] = len(data)
+    print(f"\nPNG {which} level {level}: {len(data)} bytes")
