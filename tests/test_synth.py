@@ -99,6 +99,33 @@ def test_crop_patch_pads_by_reflect101():
     np.testing.assert_array_equal(p[:22, :25], small)
 
 
+def test_shard_writer_bytes_equal_tarfile_and_hash(tmp_path):
+    """The direct tar writer produces exactly tarfile's ustar stream for the same fixed headers."""
+    import hashlib
+    import io
+    members = [("000000007.hr.png", bytes(range(256)) * 7), ("000000007.json", b"{}"),
+               ("000000007.lr0.png", b""), ("000000008.hr.png", b"x" * 512)]
+    w = shards_mod.ShardWriter(tmp_path / "shard-000000.tar")
+    for name, data in members:
+        w.add(name, data)
+    size, sha = w.commit()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w|", format=tarfile.USTAR_FORMAT) as t:
+        for name, data in members:
+            ti = tarfile.TarInfo(name)
+            ti.size, ti.mtime, ti.mode, ti.uid, ti.gid, ti.uname, ti.gname = len(data), 0, 0o644, 0, 0, "", ""
+            t.addfile(ti, io.BytesIO(data))
+    got = (tmp_path / "shard-000000.tar").read_bytes()
+    assert got == buf.getvalue() and size == len(got) and sha == hashlib.sha256(got).hexdigest()
+    assert [(k, sorted(f)) for k, f in iter_samples(tmp_path / "shard-000000.tar")] == [
+        ("000000007", ["hr.png", "json", "lr0.png"]), ("000000008", ["hr.png"])]
+    assert list(tmp_path.iterdir()) == [tmp_path / "shard-000000.tar"]
+    w = shards_mod.ShardWriter(tmp_path / "shard-000001.tar")
+    w.add("000000009.json", b"{}")
+    w.abort()
+    assert list(tmp_path.iterdir()) == [tmp_path / "shard-000000.tar"]
+
+
 def test_seeds_depend_only_on_seed_index_variant():
     a = {variant_seed(0, i, v) for i in range(50) for v in range(3)}
     assert len(a) == 150 and sample_seed(0, 5) not in a

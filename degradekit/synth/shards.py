@@ -9,7 +9,6 @@ shard that exists under its final name is complete.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import re
 import tarfile
@@ -31,28 +30,12 @@ def shard_name(i: int) -> str:
     return f"shard-{i:06d}.tar"
 
 
-class _HashingWriter(io.RawIOBase):
-    """File wrapper that counts and hashes everything written (the shard's sha256 costs no second read)."""
-
-    def __init__(self, f):
-        self.f, self.h, self.n = f, hashlib.sha256(), 0
-
-    def writable(self):
-        return True
-
-    def tell(self):
-        return self.n
-
-    def write(self, b):
-        n = self.f.write(b)
-        mv = memoryview(b)[:n] if n is not None else b
-        self.h.update(mv)
-        self.n += len(mv)
-        return n
-
-
 class ShardWriter:
     """Write one shard: ``add(name, bytes)`` per member, then ``commit()`` (or ``abort()``).
+
+    The tar stream is written directly (512-byte ustar header from ``tarfile.TarInfo.tobuf``, the data, zero
+    padding; two zero blocks and padding to a 10240-byte record at the end): byte for byte what
+    ``tarfile.open(mode="w|", format=USTAR_FORMAT)`` writes, without its 16 kB copy loop, hashed as it goes.
 
     >>> w = ShardWriter("out/shard-000000.tar"); w.add("000000000.hr.png", data); size, sha = w.commit()
     """
@@ -60,20 +43,31 @@ class ShardWriter:
     def __init__(self, path):
         self.path = Path(path)
         self.tmp = self.path.with_name(f"{self.path.name}{TMP_SUFFIX}-{os.getpid()}")
-        self._f = open(self.tmp, "wb")
-        self._hw = _HashingWriter(self._f)
-        # Stream mode ("w|"): tarfile never seeks, and writes exactly what we hash.
-        self._tar = tarfile.open(fileobj=self._hw, mode="w|", format=tarfile.USTAR_FORMAT)
+        self._f = open(self.tmp, "wb", buffering=1 << 20)
+        self._h = hashlib.sha256()
+        self._n = 0
+
+    def _write(self, b: bytes) -> None:
+        self._f.write(b)
+        self._h.update(b)
+        self._n += len(b)
 
     def add(self, name: str, data: bytes) -> None:
         ti = tarfile.TarInfo(name)
         ti.size, ti.mtime, ti.mode, ti.uid, ti.gid, ti.uname, ti.gname = len(data), 0, 0o644, 0, 0, "", ""
         ti.type = tarfile.REGTYPE
-        self._tar.addfile(ti, io.BytesIO(data))
+        self._write(ti.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape"))
+        self._write(data)
+        rem = len(data) % tarfile.BLOCKSIZE
+        if rem:
+            self._write(tarfile.NUL * (tarfile.BLOCKSIZE - rem))
 
     def commit(self) -> tuple[int, str]:
         """Finish the tar, fsync and rename to the final name. Returns (bytes, sha256 hex)."""
-        self._tar.close()
+        self._write(tarfile.NUL * (2 * tarfile.BLOCKSIZE))
+        rem = self._n % tarfile.RECORDSIZE
+        if rem:
+            self._write(tarfile.NUL * (tarfile.RECORDSIZE - rem))
         self._f.flush()
         os.fsync(self._f.fileno())
         self._f.close()
@@ -86,15 +80,14 @@ class ShardWriter:
                 os.close(fd)
         except OSError:  # pragma: no cover - some filesystems refuse fsync on directories
             pass
-        return self._hw.n, self._hw.h.hexdigest()
+        return self._n, self._h.hexdigest()
 
     def abort(self) -> None:
         """Drop the temporary file (after an error); never raises."""
-        for close in (self._tar.close, self._f.close):
-            try:
-                close()
-            except Exception:
-                pass
+        try:
+            self._f.close()
+        except Exception:
+            pass
         try:
             os.unlink(self.tmp)
         except OSError:
