@@ -122,15 +122,25 @@ def test_rejects_small_and_wrong_images():
 
 
 def test_postprocess_centres_and_thresholds():
+    # a symmetric kernel (already centred): only the thresholding acts
+    raw = gaussian_kernel(13, 1.5, 1.5, 0.0) * 1.1
+    v41 = np.sort(raw.ravel())[-41]
+    k = kg.postprocess_kernel(raw)
+    assert k.shape == (17, 17) and abs(k.sum() - 1) < 1e-12 and k.min() >= 0
+    inner = k[2:-2, 2:-2]
+    keep = raw > 0.75 * v41
+    assert np.count_nonzero(inner) == np.count_nonzero(keep) < 60
+    want = np.clip(raw - 0.75 * v41, 0, None)
+    assert np.allclose(inner, want / want.sum(), atol=1e-12)
+    # an off-centre kernel is moved (sub-pixel) so its centre of mass is the centre pixel
     raw = np.zeros((13, 13))
     raw[4:7, 5:9] = [[1, 2, 1, 0.5], [2, 4, 2, 1], [1, 2, 1, 0.5]]
-    raw[0, 0] = 0.05  # negligible tail: removed by the 0.75 x 41st-largest threshold
     raw[12, 12] = -0.1  # negative values are dropped
     k = kg.postprocess_kernel(raw)
     assert k.shape == (17, 17) and abs(k.sum() - 1) < 1e-12 and k.min() >= 0
     cy, cx = kg.centroid(k)
     assert abs(cy - 8) < 2e-3 and abs(cx - 8) < 2e-3
-    assert k[:3, :3].sum() < 1e-6
+    assert k[-3:, -3:].sum() < 1e-9
 
 
 def test_moments_of_known_gaussian():
@@ -160,8 +170,12 @@ def test_x4_kernel_equals_two_x2_steps():
 def test_quality_flags_outliers():
     good = kg.postprocess_kernel(gaussian_kernel(13, 1.5, 1.0, 0.3))
     raw = np.pad(gaussian_kernel(11, 1.5, 1.0, 0.3), 1)  # centred at 6 (expected 6.5): within tolerance
-    q = kg.kernel_quality(raw, good, {"gan": 0.5})
+    q = kg.kernel_quality(raw, good, {"gan": 0.5}, texture=6.0)
     assert q["outlier"] == []
+    flat = np.clip(np.rint(120 + np.random.default_rng(0).normal(0, 1, (96, 96, 3))), 0, 255).astype(np.uint8)
+    assert kg.image_texture(flat) < kg.QUALITY_LIMITS["texture"] < kg.image_texture(_hr(96))
+    q = kg.kernel_quality(raw, good, {"gan": 0.5}, texture=kg.image_texture(flat))
+    assert len(q["outlier"]) == 1 and "too flat" in q["outlier"][0]
     wide = np.ones((13, 13)) / 169 * 1.6  # diverged: sums to 1.6, mass on the border
     q = kg.kernel_quality(wide, kg.postprocess_kernel(wide), {"gan": float("nan")})
     text = " | ".join(q["outlier"])

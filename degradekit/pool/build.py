@@ -161,7 +161,7 @@ def _process(path: str, rel: str, sha: str, out: str, settings: BuildSettings, d
 
 
 def _kernel_for(img, iid, rel, sha, out: Path, settings: BuildSettings) -> dict:
-    from .kernelgan import estimate_kernel, kernel_quality, kernel_x4_from_x2
+    from .kernelgan import estimate_kernel, image_texture, kernel_quality, kernel_x4_from_x2
 
     cfg = settings.kernelgan
     if min(img.shape[:2]) < cfg.crop:
@@ -169,7 +169,7 @@ def _kernel_for(img, iid, rel, sha, out: Path, settings: BuildSettings) -> dict:
                                                f"needs {cfg.crop}x{cfg.crop})", kernel_key=settings.kernel_key())
     seed = image_seed(settings.seed, sha)
     est = estimate_kernel(img, seed=seed, cfg=cfg, device=settings.device)
-    q = kernel_quality(est.raw, est.kernel, est.losses)
+    q = kernel_quality(est.raw, est.kernel, est.losses, texture=image_texture(img))
     rec = {"id": iid, "source": {"path": rel, "sha256": sha}, "seed": seed, "iters": est.iters,
            "stopped_early": est.stopped_early, "seconds": round(est.seconds, 2),
            "schedule": {k: v for k, v in est.schedule.items() if k != "changes"}, "quality": q,

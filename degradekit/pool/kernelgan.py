@@ -42,7 +42,9 @@ G_KERNEL_SIZE = sum(G_STRUCT) - len(G_STRUCT) + 1  # 13: receptive field of the 
 
 @dataclass(frozen=True)
 class KernelGANConfig:
-    """KernelGAN hyper-parameters (defaults: the paper/code values, plus degradekit's early stopping).
+    """KernelGAN hyper-parameters: the paper/code values, except a compressed schedule (ours: lr / 10 every
+    400 iterations instead of 750, bicubic weight / 100 every 100 instead of 200 -- the same phases in about half
+    the iterations, measured equally accurate) and early stopping.
 
     iters: maximum number of iterations (3000 in the original); early stopping usually ends far sooner.
     min_iters: never stop before this many iterations.
@@ -53,7 +55,7 @@ class KernelGANConfig:
     """
 
     iters: int = 3000
-    min_iters: int = 600
+    min_iters: int = 400
     stop_window: int = 100
     stop_tol: float = 0.05
     early_stop: bool = True
@@ -62,7 +64,7 @@ class KernelGANConfig:
     channels: int = 64
     lr: float = 2e-4
     beta1: float = 0.5
-    lr_step: int = 750
+    lr_step: int = 400
     lr_gamma: float = 0.1
     lambda_bicubic: float = 5.0
     lambda_sum2one: float = 0.5
@@ -70,10 +72,10 @@ class KernelGANConfig:
     lambda_centralized_end: float = 1.0
     lambda_sparse_end: float = 5.0
     bic_threshold: float = 0.4
-    bic_decay_every: int = 200
+    bic_decay_every: int = 100
     bic_decay: float = 100.0
     bic_min: float = 5e-6
-    fallback_iter: int = 400
+    fallback_iter: int = 200
     d_noise: float = 1.0 / 255.0
     ema: float = 0.99
 
@@ -500,16 +502,24 @@ def kernel_moments(k: np.ndarray) -> dict:
 
 
 # Outlier rules for the quality record (documented in README "formats"):
-QUALITY_LIMITS = dict(raw_sum=(0.8, 1.25), centroid_offset=1.5, edge_mass=0.05, sigma_major=(0.2, 4.0))
+QUALITY_LIMITS = dict(raw_sum=(0.8, 1.25), centroid_offset=1.5, edge_mass=0.05, sigma_major=(0.2, 4.0), texture=2.0)
 
 
-def kernel_quality(raw: np.ndarray, kernel: np.ndarray, losses: dict) -> dict:
+def image_texture(img: np.ndarray) -> float:
+    """Mean absolute gray gradient (grey levels per pixel) of a uint8 HxWx3 image: KernelGAN learns the blur
+    from edges, so a nearly flat photo (< QUALITY_LIMITS["texture"]) yields an arbitrary kernel."""
+    g = img.astype(np.float32).mean(axis=2)
+    return float((np.abs(np.diff(g, axis=0)).mean() + np.abs(np.diff(g, axis=1)).mean()) / 2)
+
+
+def kernel_quality(raw: np.ndarray, kernel: np.ndarray, losses: dict, texture: float | None = None) -> dict:
     """Quality record of one estimate and whether it is an outlier.
 
     raw_sum: sum of the raw generator kernel (the sum-to-1 constraint should hold; far off = diverged);
     centroid_offset: distance (px) of the raw kernel's centre of mass from the expected centre (6.5, 6.5);
     edge_mass: share of |raw| on the outer ring of the 13x13 support (kernel hitting the border);
-    sigma_major/minor, theta: width and orientation of the final kernel; losses: the final losses.
+    sigma_major/minor, theta: width and orientation of the final kernel; losses: the final losses;
+    texture: :func:`image_texture` of the photo (None: not checked).
     outlier: list of violated rules (empty = usable)."""
     raw = np.asarray(raw, np.float64)
     a = np.abs(raw)
@@ -524,7 +534,7 @@ def kernel_quality(raw: np.ndarray, kernel: np.ndarray, losses: dict) -> dict:
     edge = float((a.sum() - a[1:-1, 1:-1].sum()) / max(a.sum(), 1e-12))
     mom = kernel_moments(kernel)
     rec = dict(raw_sum=float(raw.sum()), centroid_offset=float(off), edge_mass=edge, **mom,
-               losses={n: float(v) for n, v in losses.items()})
+               losses={n: float(v) for n, v in losses.items()}, texture=texture)
     bad = []
     lo, hi = QUALITY_LIMITS["raw_sum"]
     if not (lo <= rec["raw_sum"] <= hi):
@@ -538,6 +548,8 @@ def kernel_quality(raw: np.ndarray, kernel: np.ndarray, losses: dict) -> dict:
         bad.append(f"width {mom['sigma_major']:.2f} px outside [{lo}, {hi}]")
     if not all(math.isfinite(v) for v in rec["losses"].values()):
         bad.append("non-finite loss")
+    if texture is not None and texture < QUALITY_LIMITS["texture"]:
+        bad.append(f"photo too flat (mean gradient {texture:.2f} < {QUALITY_LIMITS['texture']} grey levels/px)")
     rec["outlier"] = bad
     return rec
 
