@@ -87,6 +87,10 @@ def synth(src, out, data_root, config_file, preset_name, pool_path, order, scale
                         log=log, pool_path=pool_path)
     except SynthError as e:
         raise click.ClickException(str(e)) from None
+    except KeyboardInterrupt:
+        click.echo(f"synth: interrupted; complete shards in {out} are kept, run the same command to resume",
+                   err=True)
+        sys.exit(130)
     m = res.manifest
     t = m["totals"]
     rate = res.pairs / res.seconds if res.seconds > 0 else 0.0
