@@ -50,8 +50,9 @@ def noise_sheet_image(pool, *, tile: int = 128, cols: int = 6, max_tiles: int = 
         crop = n[:tile, :tile]
         vis = np.clip(0.5 + gain * crop, 0, 1)
         sd = (n.std(axis=(0, 1)) * 255).tolist()
-        lines = [nid[:24], "sd " + "/".join(f"{v:.1f}" for v in sd)]
-        tiles.append(labelled_tile(fit_tile(vis, tile), lines, tile, 2))
+        src, _, pos = nid.rpartition("-y")
+        lines = [src[:22], f"y{pos.replace('-x', ' x')}" if src else "", "sd " + "/".join(f"{v:.1f}" for v in sd)]
+        tiles.append(labelled_tile(fit_tile(vis, tile), lines, tile, 3))
     head = title_bar(f"noise: {len(ids)} patches ({min(len(ids), max_tiles)} shown, {tile}px crops, x{gain:g} "
                      "around grey)", tile * cols)
     return stack_rows([head, grid(tiles, cols)] if tiles else [head])
