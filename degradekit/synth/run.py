@@ -12,9 +12,11 @@ changed sources is refused instead of mixing two datasets in one folder.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import concurrent.futures.process  # noqa: F401  (cf.process.BrokenProcessPool)
 import json
 import multiprocessing as mp
 import os
+import pickle
 import queue as _queue
 import resource
 import sys
@@ -144,9 +146,10 @@ def _one_thread() -> int:
     return n
 
 
-def _init_worker(plan: Plan, out_dir: str, q, pool_path) -> None:
+def _init_worker(q) -> None:
     _one_thread()
-    _W.update(plan=plan, out=out_dir, q=q, pool=_load_pool(pool_path, plan.settings))
+    _W.clear()
+    _W["q"] = q
 
 
 def _load_pool(pool_path, settings):
@@ -166,9 +169,14 @@ def _load_pool(pool_path, settings):
     return pool
 
 
-def _work(shard: int):
+def _work(token: str, plan_bytes: bytes, out_dir: str, pool_path, shard: int):
+    """Render one shard in a worker. The plan travels pickled with each task (one pickle made by the parent;
+    about 1 MB for DF2K, next to tens of seconds of work per shard) and is unpickled once per worker."""
+    if _W.get("token") != token:
+        plan = pickle.loads(plan_bytes)
+        _W.update(token=token, plan=plan, pool=_load_pool(pool_path, plan.settings))
     t: dict = {}
-    row = _render_one(_W["plan"], shard, _W["out"], _W["pool"], lambda n: _W["q"].put(n), t)
+    row = _render_one(_W["plan"], shard, out_dir, _W["pool"], _W["q"].put, t)
     return row, {"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "encode": t.get("encode", 0.0),
                  "degrade": t.get("degrade", 0.0)}
 
@@ -316,16 +324,31 @@ def run_synth(source_set, settings: Settings, out_dir, *, workers: int | None = 
     _check_writable(out)
     _check_job(out, settings, None, None)
     workers = max(1, int(workers or os.cpu_count() or 1))
-    ctx = _context() if workers > 1 else None
-
-    executor = None
+    ex = q = None
+    if workers > 1:  # one pool of worker processes for the scan and the rendering
+        ctx = _context()
+        q = ctx.Queue()
+        ex = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(q,))
     try:
-        if workers > 1 and len(source_set.files) > 1:
-            executor = cf.ProcessPoolExecutor(min(workers, len(source_set.files)), mp_context=ctx)
-        scanned = scan_sources(source_set, settings, out, executor, strict, progress, log)
+        return _run(source_set, settings, out, workers, part, strict, pool_path, progress, log, ex, q, t0)
+    except cf.process.BrokenProcessPool as e:
+        raise SynthError(f"{out}: a worker process died ({e}); finished shards are kept, rerun the same "
+                         f"command to resume") from None
+    except BaseException:
+        if ex is not None:
+            for p in list((getattr(ex, "_processes", None) or {}).values()):
+                try:
+                    p.terminate()
+                except Exception:
+                    pass
+        raise
     finally:
-        if executor is not None:
-            executor.shutdown(cancel_futures=True)
+        if ex is not None:
+            ex.shutdown(wait=True, cancel_futures=True)
+
+
+def _run(source_set, settings, out, workers, part, strict, pool_path, progress, log, ex, q, t0) -> RunResult:
+    scanned = scan_sources(source_set, settings, out, ex, strict, progress, log)
     plan = Plan.build(settings, scanned)
     if plan.n_samples == 0:
         raise SynthError(f"{source_set.spec}: no usable source images ({len(plan.skipped)} skipped: "
@@ -371,7 +394,7 @@ def run_synth(source_set, settings: Settings, out_dir, *, workers: int | None = 
                 cv2.setNumThreads(old_threads)
             peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         elif todo:
-            peak_kb = _render_parallel(plan, todo, out, nw, ctx, pool_path, prog, rows, timings)
+            peak_kb = _render_parallel(plan, todo, out, ex, q, pool_path, prog, rows, timings)
     finally:
         if prog is not None:
             prog.close()
@@ -387,45 +410,32 @@ def run_synth(source_set, settings: Settings, out_dir, *, workers: int | None = 
     return result
 
 
-def _render_parallel(plan, todo, out, nw, ctx, pool_path, prog, rows, timings):
-    q = ctx.Queue()
+def _render_parallel(plan, todo, out, ex, q, pool_path, prog, rows, timings):
     peak_kb = 0
-    ex = cf.ProcessPoolExecutor(nw, mp_context=ctx, initializer=_init_worker,
-                                initargs=(plan, str(out), q, None if pool_path is None else str(pool_path)))
-    futs = {ex.submit(_work, s): s for s in todo}
+    plan_bytes = pickle.dumps(plan, protocol=pickle.HIGHEST_PROTOCOL)
+    token = f"{os.getpid()}-{id(plan)}-{time.monotonic_ns()}"
+    pp = None if pool_path is None else str(pool_path)
+    futs = {ex.submit(_work, token, plan_bytes, str(out), pp, s): s for s in todo}
     error = None
-    try:
-        pending = set(futs)
-        while pending:
-            finished, pending = cf.wait(pending, timeout=0.25, return_when=cf.FIRST_COMPLETED)
-            _drain(q, prog)
-            for f in finished:
-                exc = f.exception()
-                if exc is not None:
-                    if error is None:
-                        error = exc
-                        for p in pending:  # stop handing out shards; running ones finish (they are valid)
-                            p.cancel()
-                    continue
-                row, stats = f.result()
-                rows[row["index"]] = row
-                peak_kb = max(peak_kb, stats["maxrss_kb"])
-                timings["encode"] += stats["encode"]
-                timings["degrade"] += stats["degrade"]
+    pending = set(futs)
+    while pending:
+        finished, pending = cf.wait(pending, timeout=0.25, return_when=cf.FIRST_COMPLETED)
         _drain(q, prog)
-    except BaseException:
-        ex.shutdown(wait=False, cancel_futures=True)
-        for p in getattr(ex, "_processes", {}).values() or []:
-            try:
-                p.terminate()
-            except Exception:
-                pass
-        raise
-    ex.shutdown(wait=True, cancel_futures=True)
+        for f in finished:
+            exc = f.exception()
+            if exc is not None:
+                if error is None:
+                    error = exc
+                    for p in pending:  # stop handing out shards; running ones finish (they are valid)
+                        p.cancel()
+                continue
+            row, stats = f.result()
+            rows[row["index"]] = row
+            peak_kb = max(peak_kb, stats["maxrss_kb"])
+            timings["encode"] += stats["encode"]
+            timings["degrade"] += stats["degrade"]
+    _drain(q, prog)
     if error is not None:
-        if isinstance(error, cf.process.BrokenProcessPool):
-            raise SynthError(f"{out}: a worker process died ({error}); finished shards are kept, "
-                             f"rerun the same command to resume") from None
         raise error
     return peak_kb
 
