@@ -242,6 +242,8 @@ def test_parts_and_manifest_merge(reference, photos, tmp_path):
         assert r.exit_code == 0, r.output
         assert (out / f"manifest.part-{i}-of-2.json").exists() and not (out / "manifest.json").exists()
         outs.append(out)
+    r = CliRunner().invoke(cli, ["inspect", str(outs[1]), "--verify", "--pairs", "0", "--out", str(tmp_path / "i")])
+    assert r.exit_code == 0 and "(part 2/2): 2/3 shards" in r.output, r.output
     assert sorted(_tar_bytes(outs[0])) == ["shard-000000.tar"]
     assert sorted(_tar_bytes(outs[1])) == ["shard-000001.tar", "shard-000002.tar"]
     assert {**_tar_bytes(outs[0]), **_tar_bytes(outs[1])} == _tar_bytes(reference)

@@ -97,7 +97,14 @@ def load_manifest(path) -> dict:
     """Read a manifest file, or ``DIR/manifest.json``. Raises ManifestError."""
     p = Path(path)
     if p.is_dir():
-        p = p / "manifest.json"
+        parts = sorted(p.glob("manifest.part-*-of-*.json"))
+        if not (p / "manifest.json").exists() and len(parts) == 1:
+            p = parts[0]  # a folder rendered with --part I/N
+        elif not (p / "manifest.json").exists() and parts:
+            raise ManifestError(f"{p}: no manifest.json but {len(parts)} part manifests; join them with "
+                                f"`degradekit manifest merge {p} -o {p}`")
+        else:
+            p = p / "manifest.json"
     try:
         m = json.loads(p.read_text(encoding="utf-8"))
     except OSError as e:

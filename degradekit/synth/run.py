@@ -136,6 +136,14 @@ def _fmt_time(s: float) -> str:
 _W: dict = {}
 
 
+def _cores() -> int:
+    """Cores this process may use (the affinity mask / container limit, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 def _one_thread() -> int:
     """Worker processes are the parallelism: keep OpenCV from starting a thread pool in each. Returns the old
     thread count."""
@@ -323,7 +331,7 @@ def run_synth(source_set, settings: Settings, out_dir, *, workers: int | None = 
     out = Path(out_dir)
     _check_writable(out)
     _check_job(out, settings, None, None)
-    workers = max(1, int(workers or os.cpu_count() or 1))
+    workers = max(1, int(workers or _cores()))
     ex = q = None
     if workers > 1:  # one pool of worker processes for the scan and the rendering
         ctx = _context()
