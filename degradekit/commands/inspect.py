@@ -60,8 +60,8 @@ def inspect(folder, out_dir, max_records, n_pairs, verify, as_json):
     else:
         part = f" (part {s['part'][0]}/{s['part'][1]})" if s["part"] else ""
         click.echo(f"{folder}{part}: {s['shards']}/{s['n_shards']} shards, {s['samples']} samples, {s['pairs']} "
-                   f"pairs ({s['variants']} per HR), {s['bytes'] / 1e6:.1f} MB, {s['bytes'] / max(s['pairs'], 1) / 1e3:.1f}"
-                   f" kB per pair")
+                   f"pairs ({s['variants']} per HR), {s['bytes'] / 1e6:.1f} MB, "
+                   f"{s['bytes'] / max(s['pairs'], 1) / 1e3:.1f} kB per pair")
         click.echo(f"  x{s['scale']} order {s['order']}, patch {s['patch']}, seed {s['seed']}, codec {s['codec']}, "
                    f"degradekit {s['tool_version']}")
         click.echo(f"  {s['sources']} sources, {s['skipped']} skipped")

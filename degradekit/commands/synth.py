@@ -26,7 +26,8 @@ _EXIT_DOC = "Exit status: 0 all inputs used, 3 finished but some inputs were ski
               help="Kernel/noise pool folder (`degradekit pool build`): used by --preset realsr, or by a config "
                    "whose kernel/noise pool_prob > 0.")
 @click.option("--order", type=click.IntRange(1, 16), default=None, help="Degradation order (overrides the config).")
-@click.option("--scale", type=click.Choice(["1", "2", "4"]), default=None, help="LR = HR // scale (overrides the config).")
+@click.option("--scale", type=click.Choice(["1", "2", "4"]), default=None,
+              help="LR = HR // scale (overrides the config).")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Global seed.")
 @click.option("--patch", type=click.IntRange(21, 4096), default=400, show_default=True, help="HR crop size.")
 @click.option("--step", type=click.IntRange(1, 4096), default=200, show_default=True, help="Crop step.")
@@ -54,8 +55,8 @@ _EXIT_DOC = "Exit status: 0 all inputs used, 3 finished but some inputs were ski
 @click.option("--strict", is_flag=True, help="Stop at the first unusable input instead of skipping it.")
 @click.option("--progress", type=click.Choice(["auto", "bar", "lines", "none"]), default="auto", show_default=True,
               help="Progress display (auto: a bar on a terminal, plain lines otherwise).")
-def synth(src, out, data_root, config_file, preset_name, pool_path, order, scale, seed, patch, step, min_size, multiscale,
-          shortest_edge, variants, shard_size, png_level, max_pixels, workers, part, strict, progress):
+def synth(src, out, data_root, config_file, preset_name, pool_path, order, scale, seed, patch, step, min_size,
+          multiscale, shortest_edge, variants, shard_size, png_level, max_pixels, workers, part, strict, progress):
     """Render LR/HR training pairs from photos into WebDataset shards (OUT/shard-*.tar + OUT/manifest.json).
 
     Every LR can be regenerated exactly from its KEY.json (`degradekit replay`); shard bytes depend only on
@@ -171,8 +172,9 @@ def build_settings(*, config_file, preset_name, order, scale, seed, patch, step,
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--multiscale") from None
     if patch % unit:
-        raise click.BadParameter(f"{patch} is not a multiple of {unit} (the scale{' x 2 for the clean-up' if unit != cfg.scale else ''}; "
-                                 f"LR = HR // scale must be exact)", param_hint="--patch")
+        why = "the scale x 2 for the clean-up" if unit != cfg.scale else "the scale"
+        raise click.BadParameter(f"{patch} is not a multiple of {unit} ({why}; LR = HR // scale must be exact)",
+                                 param_hint="--patch")
     return Settings(config=cfg, seed=int(seed), patch=patch, step=step, min_size=min_size, multiscale=factors,
                     shortest_edge=shortest_edge, variants=variants, shard_size=shard_size,
                     png_level=png_level, max_pixels=max_pixels, pipeline=pipeline, pool=pool_rec)

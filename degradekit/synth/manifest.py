@@ -112,7 +112,8 @@ def load_manifest(path) -> dict:
     except json.JSONDecodeError as e:
         raise ManifestError(f"{p}: not valid JSON: {e}") from None
     if not isinstance(m, dict) or m.get("format") != FORMAT:
-        raise ManifestError(f"{p}: not a degradekit shard manifest (format {m.get('format') if isinstance(m, dict) else None!r})")
+        fmt = m.get("format") if isinstance(m, dict) else None
+        raise ManifestError(f"{p}: not a degradekit shard manifest (format {fmt!r})")
     m["_path"] = str(p)
     return m
 
@@ -129,7 +130,8 @@ def merge_manifests(manifests: list[dict]) -> dict:
     for m in manifests[1:]:
         for k in _AGREE:
             if m.get(k) != first.get(k):
-                raise ManifestError(f"{m['_path']}: {k} differs from {first['_path']} ({m.get(k)!r} vs {first.get(k)!r})")
+                raise ManifestError(f"{m['_path']}: {k} differs from {first['_path']} "
+                                    f"({m.get(k)!r} vs {first.get(k)!r})")
         if m["sources"]["sha256"] != first["sources"]["sha256"]:
             raise ManifestError(f"{m['_path']}: sources hash differs from {first['_path']} (different input files)")
         if m["tool"]["version"] != first["tool"]["version"]:
