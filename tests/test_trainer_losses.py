@@ -17,6 +17,15 @@ from trainer.metrics import psnr, rgb_to_y, ssim
 
 DATA = Path(__file__).parent / "data"
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # small tensors: extra threads only add contention on a shared CI box
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 
 def _t(img_u8):
     return torch.from_numpy(img_u8.astype(np.float32) / 255).permute(2, 0, 1)[None]
