@@ -11,7 +11,6 @@ with it, because a worker holds one source, one scaled copy and one sample at a 
 from __future__ import annotations
 
 import shutil
-import time
 
 import numpy as np
 import pytest

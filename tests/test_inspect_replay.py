@@ -1,7 +1,6 @@
 """degradekit inspect (summary, histograms, pairs sheet, --verify) and degradekit replay (byte comparison)."""
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
