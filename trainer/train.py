@@ -78,6 +78,15 @@ def fit(shards, *, cfg: TrainConfig, out: str | os.PathLike, val_shards=None, in
     (full checkpoints), net_g_N.pth (release-style {params, params_ema}), net_g_ema.safetensors, val/, tb/.
     Returns a summary dict (step, last logged losses, last validation)."""
     validate(cfg)
+    # inputs first: a bad path fails before anything is created
+    urls = expand_urls(shards)
+    val_urls = expand_urls(val_shards) if val_shards else None
+    vgg_path = None
+    if cfg.stage.loss.perceptual_weight > 0:
+        try:
+            vgg_path = resolve_vgg_weights(vgg_weights)
+        except FileNotFoundError as e:
+            raise TrainingError(str(e)) from None
     # ------------------------------------------------------------------ distributed / device
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -132,8 +141,8 @@ def fit(shards, *, cfg: TrainConfig, out: str | os.PathLike, val_shards=None, in
     if lo.perceptual_weight > 0:
         vgg = VGG19Features()
         try:
-            vgg.load_torchvision(resolve_vgg_weights(vgg_weights))
-        except (FileNotFoundError, ValueError) as e:
+            vgg.load_torchvision(vgg_path)
+        except ValueError as e:
             raise TrainingError(str(e)) from None
         percep = losses.PerceptualLoss(vgg, lo.layer_weights).to(dev)
     if net_d is not None:
@@ -202,8 +211,6 @@ def fit(shards, *, cfg: TrainConfig, out: str | os.PathLike, val_shards=None, in
     d_frozen = net_d                          # G step: gradients flow through D's module, D's weights frozen
 
     # ------------------------------------------------------------------ data
-    urls = expand_urls(shards)
-    val_urls = expand_urls(val_shards) if val_shards else None
     usm_needed = lo.usm_l1 or (percep is not None and lo.usm_perceptual)
     ctx = losses.USM_CONTEXT if usm_needed else 0
     ds = ShardDataset(urls, gt_size=cfg.data.gt_size, scale=cfg.scale, seed=cfg.seed, rank=rank, world_size=world,
