@@ -168,7 +168,11 @@ def _kernel_for(img, iid, rel, sha, out: Path, settings: BuildSettings) -> dict:
         return dict(kernel=None, kernel_reason=f"too small for KernelGAN ({img.shape[1]}x{img.shape[0]}, "
                                                f"needs {cfg.crop}x{cfg.crop})", kernel_key=settings.kernel_key())
     seed = image_seed(settings.seed, sha)
-    est = estimate_kernel(img, seed=seed, cfg=cfg, device=settings.device)
+    try:
+        est = estimate_kernel(img, seed=seed, cfg=cfg, device=settings.device)
+    except (ValueError, RuntimeError) as e:  # e.g. CUDA out of memory: this photo gets no kernel, the run goes on
+        return dict(kernel=None, kernel_reason=f"KernelGAN failed: {' '.join(str(e).split())[:200]}",
+                    kernel_key=settings.kernel_key())
     q = kernel_quality(est.raw, est.kernel, est.losses, texture=image_texture(img))
     rec = {"id": iid, "source": {"path": rel, "sha256": sha}, "seed": seed, "iters": est.iters,
            "stopped_early": est.stopped_early, "seconds": round(est.seconds, 2),
@@ -360,8 +364,6 @@ def assemble(out: Path, entries: list[dict], settings: BuildSettings) -> dict:
         _atomic_write(out / "kernels.npz", _npz_bytes(arrays))
     elif (out / "kernels.npz").exists():
         os.unlink(out / "kernels.npz")
-
-    from .. import __name__ as _pkg  # noqa: F401  (package import for the version below)
 
     try:
         from importlib.metadata import version
