@@ -78,7 +78,11 @@ class Settings:
         }
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+        """sha256 of the settings; the pool counts by its content digest, not by where it lives."""
+        d = self.to_dict()
+        if d["pool"] is not None:
+            d["pool"] = {"sha256": d["pool"]["sha256"]}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
