@@ -452,6 +452,16 @@ def test_order_scale_override_and_sample_source(tmp_path):
     assert decode_png(f["lr0.png"]).shape == (32, 32, 3)
 
 
+def test_dry_run_counts_without_writing(photos, tmp_path):
+    out = tmp_path / "dry"
+    r = CliRunner().invoke(cli, ["synth", "--src", str(photos), "--out", str(out), "--variants", "2", "--dry-run",
+                                 "--part", "2/2", *FAST])
+    assert r.exit_code == 0, r.output
+    assert "4 sources used, 0 skipped; 24 samples in 3 shards of 8; this part: 2 shards, 16 samples, 32 pairs" \
+        in r.output
+    assert not out.exists()
+
+
 def test_help():
     r = CliRunner().invoke(cli, ["synth", "--help"])
     assert r.exit_code == 0 and "--multiscale" in r.output and "3 finished but some inputs were skipped" in r.output

@@ -55,8 +55,10 @@ _EXIT_DOC = "Exit status: 0 all inputs used, 3 finished but some inputs were ski
 @click.option("--strict", is_flag=True, help="Stop at the first unusable input instead of skipping it.")
 @click.option("--progress", type=click.Choice(["auto", "bar", "lines", "none"]), default="auto", show_default=True,
               help="Progress display (auto: a bar on a terminal, plain lines otherwise).")
+@click.option("--dry-run", is_flag=True,
+              help="Scan the sources and print the sample / shard counts without writing anything.")
 def synth(src, out, data_root, config_file, preset_name, pool_path, order, scale, seed, patch, step, min_size,
-          multiscale, shortest_edge, variants, shard_size, png_level, max_pixels, workers, part, strict, progress):
+          multiscale, shortest_edge, variants, shard_size, png_level, max_pixels, workers, part, strict, progress, dry_run):
     """Render LR/HR training pairs from photos into WebDataset shards (OUT/shard-*.tar + OUT/manifest.json).
 
     Every LR can be regenerated exactly from its KEY.json (`degradekit replay`); shard bytes depend only on
@@ -83,6 +85,20 @@ def synth(src, out, data_root, config_file, preset_name, pool_path, order, scale
     except SourceError as e:
         raise click.ClickException(str(e)) from None
     log = lambda s: click.echo(s, err=True)  # noqa: E731
+    if dry_run:
+        from degradekit.synth.run import part_shards, plan_dataset
+
+        try:
+            plan = plan_dataset(sources, settings, workers=workers, strict=strict, progress=progress, log=log)
+        except SynthError as e:
+            raise click.ClickException(str(e)) from None
+        mine = part_shards(plan.n_shards, part_t)
+        n = sum(len(plan.shard_range(i)) for i in mine)
+        click.echo(f"dry run: {len(plan.sources)} sources used, {len(plan.skipped)} skipped; {plan.n_samples} "
+                   f"samples in {plan.n_shards} shards of {settings.shard_size}; this "
+                   f"{'part' if part_t else 'run'}: {len(mine)} shards, {n} samples, {n * settings.variants} pairs "
+                   f"(HR {settings.patch}px, LR {settings.patch // settings.scale}px); nothing written")
+        sys.exit(3 if plan.skipped else 0)
     try:
         res = run_synth(sources, settings, out, workers=workers, part=part_t, strict=strict, progress=progress,
                         log=log, pool_path=pool_path)

@@ -29,7 +29,7 @@ from .plan import Plan, Settings, SourceInfo, scan_source, sources_hash
 from .render import SourceChanged, render_shard
 from .shards import SHARD_RE, TMP_SUFFIX, file_sha256, shard_name
 
-__all__ = ["SynthError", "RunResult", "run_synth", "part_shards", "parse_part", "EXIT_SKIPPED", "Progress"]
+__all__ = ["SynthError", "RunResult", "run_synth", "plan_dataset", "part_shards", "parse_part", "EXIT_SKIPPED", "Progress"]
 
 #: Exit status when the run finished but some inputs were skipped (0 = everything used, 1 = error, 2 = usage).
 EXIT_SKIPPED = 3
@@ -350,6 +350,23 @@ def run_synth(source_set, settings: Settings, out_dir, *, workers: int | None = 
                 except Exception:
                     pass
         raise
+    finally:
+        if ex is not None:
+            ex.shutdown(wait=True, cancel_futures=True)
+
+
+def plan_dataset(source_set, settings: Settings, *, workers: int | None = None, strict: bool = False,
+                 progress: str = "auto", log=None) -> Plan:
+    """Scan the sources and build the sample list only (``synth --dry-run``); writes nothing."""
+    workers = max(1, int(workers or _cores()))
+    ex = None
+    if workers > 1 and len(source_set.files) > 1:
+        ctx = _context()
+        ex = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(ctx.Queue(),))
+    try:
+        return Plan.build(settings, scan_sources(source_set, settings, None, ex, strict, progress, log))
+    except cf.process.BrokenProcessPool as e:
+        raise SynthError(f"a worker process died while scanning ({e})") from None
     finally:
         if ex is not None:
             ex.shutdown(wait=True, cancel_futures=True)
