@@ -97,6 +97,17 @@ def test_outliers_left_out_unless_asked(tmp_path):
     assert meta["counts"]["outliers"] == 1 and meta["rejected"][0]["kind"] == "kernel"
 
 
+def test_relative_width_outlier(tmp_path):
+    """With >= 5 kernels, one far wider than the pool's median (a KernelGAN run that drifted) is left out."""
+    ks = [gaussian_kernel(13, 1.4 + 0.05 * i, 1.0, 0.3 * i) for i in range(5)] + [gaussian_kernel(13, 8.0, 6.0, 0)]
+    d = make_pool(tmp_path / "P", ks)
+    meta = json.loads((d / "pool.json").read_text())
+    assert len(meta["kernels"]["outliers"]) == 1 and meta["kernels"]["outliers"][0] == meta["kernels"]["ids"][5]
+    assert "pool median" in meta["rejected"][-1]["reason"]
+    p = Pool.load(d, scale=4)
+    assert len(p.kernel_ids(4)) == 5 and not any(i.startswith(meta["kernels"]["ids"][5]) for i in p.kernel_ids(2))
+
+
 def _one_line_error(path, **kw):
     with pytest.raises(PoolError) as e:
         Pool.load(path, **kw)

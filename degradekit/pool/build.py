@@ -28,6 +28,11 @@ from .noise import NoiseConfig
 
 __all__ = ["BuildSettings", "build_pool", "list_sources"]
 
+#: With at least this many kernels, one whose width is more than RELATIVE_WIDTH times off the pool's median
+#: width is an outlier too.
+RELATIVE_MIN_KERNELS = 5
+RELATIVE_WIDTH = 1.5
+
 
 @dataclass(frozen=True)
 class BuildSettings:
@@ -349,14 +354,23 @@ def assemble(out: Path, entries: list[dict], settings: BuildSettings) -> dict:
         sources.append(row)
 
     ids = [r["id"] for r in kernel_recs]
-    outliers = [r["id"] for r in kernel_recs if r["outlier"]]
-    for r in kernel_recs:
-        if r["outlier"]:
-            rejected.append({"kind": "kernel", "item": r["id"], "reason": "outlier: " + "; ".join(r["quality"]["outlier"])})
+    reasons = {r["id"]: list(r["quality"]["outlier"]) for r in kernel_recs}
+    # Relative rule: photos of one source domain share a camera, so a kernel far wider or narrower than the
+    # pool's median is a failed run (KernelGAN's typical failure is a kernel that drifts wide).
+    widths = [r["quality"]["sigma_major"] for r in kernel_recs if not r["quality"]["outlier"]]
+    if len(widths) >= RELATIVE_MIN_KERNELS:
+        med = float(np.median(widths))
+        for r in kernel_recs:
+            w = r["quality"]["sigma_major"]
+            if w > med * RELATIVE_WIDTH or w < med / RELATIVE_WIDTH:
+                reasons[r["id"]].append(f"width {w:.2f} px vs pool median {med:.2f} (more than x{RELATIVE_WIDTH} off)")
+    outliers = [i for i in ids if reasons[i]]
+    for i in outliers:
+        rejected.append({"kind": "kernel", "item": i, "reason": "outlier: " + "; ".join(reasons[i])})
     scales = [2] + ([4] if settings.scale == 4 else [])
     if kernel_recs:
         arrays = {"ids": np.array(ids, dtype=np.str_), "raw": np.array([r["raw"] for r in kernel_recs]),
-                  "outlier": np.array([r["outlier"] for r in kernel_recs], dtype=bool)}
+                  "outlier": np.array([bool(reasons[i]) for i in ids], dtype=bool)}
         for s in scales:
             ks = [np.asarray(r[f"x{s}"], np.float64) for r in kernel_recs]
             n = max(k.shape[0] for k in ks)
