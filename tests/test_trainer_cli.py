@@ -109,6 +109,10 @@ def test_fit_rejects_bad_input_before_work(shards, tmp_path):
     assert not (tmp_path / "r2").exists()
     r = run("fit", *shards, "--out", tmp_path / "r3", "--scale", "2", "--iters", "1", *TINY)
     assert r.exit_code == 1 and "differs from the training scale 2" in r.output
+    ok = run("fit", *shards, "--out", tmp_path / "r4", "--iters", "1", *TINY)
+    assert ok.exit_code == 0, ok.output
+    r = run("fit", *shards, "--out", tmp_path / "r4", "--iters", "1", *TINY)
+    assert r.exit_code == 1 and "already holds checkpoints; continue with --resume" in r.output
     r = run("infer", tmp_path / "c.toml", shards[0], "--out", tmp_path / "o")
     assert r.exit_code == 1 and "c.toml: cannot read weight file" in r.output
 

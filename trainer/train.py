@@ -87,6 +87,10 @@ def fit(shards, *, cfg: TrainConfig, out: str | os.PathLike, val_shards=None, in
             vgg_path = resolve_vgg_weights(vgg_weights)
         except FileNotFoundError as e:
             raise TrainingError(str(e)) from None
+    existing = sorted((Path(out) / cfg.stage.name / "checkpoints").glob("step-*.pth"))
+    if existing and not resume:
+        raise TrainingError(f"{existing[-1].parent}: already holds checkpoints; continue with --resume "
+                            f"{Path(out) / cfg.stage.name} or choose another --out")
     # ------------------------------------------------------------------ distributed / device
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))

@@ -73,6 +73,8 @@ def fit(shards, out, stage, preset, config_path, scale, iters, batch_size, gt_si
                 cfg = config_from_dict({**cfg.to_dict(), "preset": preset}, where=config_path, stage=stage)
         else:
             cfg = make_preset(preset or "realesrgan", stage)
+        if cfg.stage.name != stage:
+            raise click.ClickException(f"{config_path}: stage.name is {cfg.stage.name!r} but --stage is {stage}")
         st, data, net = cfg.stage, cfg.data, cfg.net
         if iters is not None:
             st = replace(st, iters=iters)
