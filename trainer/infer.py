@@ -1,9 +1,10 @@
 """Inference: tiled forward with feathered overlap blending, and whole-image upscaling with 16-bit, alpha and
 gray handling.
 
-Tiling: windows of ``tile`` LR pixels at stride ``tile - tile_overlap`` cover the image; each window is run with
-``tile_pad`` extra pixels of context on every side (cut away afterwards), and neighbouring outputs are blended with
-linear ramps across the overlap (weights sum to one there). A pixel's value from a window equals the untiled value
+Tiling: the image is cut into near-equal cores of at most ``tile`` LR pixels (as the reference does); each core is
+widened by ``tile_overlap / 2`` at internal edges, run with ``tile_pad`` extra pixels of context on every side (cut
+away afterwards), and neighbouring outputs are blended with linear ramps across the shared ``tile_overlap`` band
+(weights sum to one there). A pixel's value from a window equals the untiled value
 whenever the net's receptive field fits in the context, so with ``tile_pad`` >= the receptive-field radius the
 tiled result equals the untiled one up to float rounding; with real RRDBNets (receptive field of hundreds of pixels)
 the ramps hide what little difference remains.
@@ -26,14 +27,15 @@ class InferError(ValueError):
     """Bad inference input; ``str(e)`` is one line naming the file and the problem."""
 
 
-def _starts(n: int, tile: int, stride: int, mult: int) -> list[int]:
-    if n <= tile:
-        return [0]
-    starts = list(range(0, n - tile, stride))
-    last = (n - tile) // mult * mult
-    if starts[-1] != last:
-        starts.append(last)
-    return starts
+def _windows(n: int, tile: int, overlap: int, mult: int) -> list[tuple[int, int]]:
+    """Split [0, n) into ceil(n / tile) near-equal cores (boundaries on multiples of ``mult``) and widen each by
+    overlap / 2 at internal edges: [(start, end), ...]. Neighbouring windows share a band of ``overlap`` px."""
+    k = max(1, -(-n // tile))
+    bounds = [min(n, round(i * n / k / mult) * mult) for i in range(k + 1)]
+    bounds[-1] = n
+    half = overlap // 2
+    return [(max(b0 - half, 0) if i else 0, min(b1 + half, n) if i < k - 1 else n)
+            for i, (b0, b1) in enumerate(zip(bounds[:-1], bounds[1:]))]
 
 
 def _ramp(length: int, start: int, end: int, total: int, ramp: int) -> torch.Tensor:
@@ -64,14 +66,12 @@ def tiled_forward(net: torch.nn.Module, x: torch.Tensor, *, scale: int, tile: in
     if tile <= 0 or (h <= tile and w <= tile):
         return net(x).float()
     rnd = lambda v: -(-v // m) * m  # noqa: E731 - round up to the unshuffle factor
-    tile, tile_overlap, tile_pad = rnd(tile), rnd(tile_overlap), rnd(tile_pad)
+    tile, tile_overlap, tile_pad = rnd(tile), rnd(tile_overlap) // (2 * m) * (2 * m), rnd(tile_pad)
     if tile_overlap >= tile:
         raise ValueError(f"tile overlap {tile_overlap} must be smaller than the tile {tile}")
-    stride = tile - tile_overlap
     out = acc = None
-    for y0 in _starts(h, tile, stride, m):
-        for x0 in _starts(w, tile, stride, m):
-            y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
+    for y0, y1 in _windows(h, tile, tile_overlap, m):
+        for x0, x1 in _windows(w, tile, tile_overlap, m):
             py0, px0 = max(y0 - tile_pad, 0), max(x0 - tile_pad, 0)
             py1, px1 = min(y1 + tile_pad, h), min(x1 + tile_pad, w)
             y = net(x[:, :, py0:py1, px0:px1]).float()
