@@ -55,6 +55,7 @@ class RunResult:
     worker_peak_rss_mb: float = 0.0
     encode_seconds: float = 0.0                           # summed over workers
     degrade_seconds: float = 0.0                          # summed over workers
+    render_cpu_seconds: float = 0.0                       # CPU time of the rendering, summed over workers
 
     @property
     def exit_code(self) -> int:
@@ -184,9 +185,10 @@ def _work(token: str, plan_bytes: bytes, out_dir: str, pool_path, shard: int):
         plan = pickle.loads(plan_bytes)
         _W.update(token=token, plan=plan, pool=_load_pool(pool_path, plan.settings))
     t: dict = {}
+    c0 = time.process_time()
     row = _render_one(_W["plan"], shard, out_dir, _W["pool"], _W["q"].put, t)
     return row, {"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "encode": t.get("encode", 0.0),
-                 "degrade": t.get("degrade", 0.0)}
+                 "degrade": t.get("degrade", 0.0), "cpu": time.process_time() - c0}
 
 
 def _scan_task(args):
@@ -404,7 +406,7 @@ def _run(source_set, settings, out, workers, part, strict, pool_path, progress, 
     pairs = sum(len(plan.shard_range(s)) for s in todo) * settings.variants
     result = RunResult(out / "manifest.json", {}, rendered=list(todo), resumed=done)
     prog = Progress(pairs, "synth", mode=progress) if todo else None
-    peak_kb, timings = 0, {"encode": 0.0, "degrade": 0.0}
+    peak_kb, timings = 0, {"encode": 0.0, "degrade": 0.0, "cpu": 0.0}
     try:
         nw = min(workers, len(todo))
         if nw <= 1:
@@ -412,11 +414,13 @@ def _run(source_set, settings, out, workers, part, strict, pool_path, progress, 
 
             pool = _load_pool(pool_path, settings)
             old_threads = _one_thread()
+            c0 = time.process_time()
             try:
                 for s in todo:
                     rows[s] = _render_one(plan, s, out, pool, prog.update, timings)
             finally:
                 cv2.setNumThreads(old_threads)
+                timings["cpu"] += time.process_time() - c0
             peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         elif todo:
             peak_kb = _render_parallel(plan, todo, out, ex, q, pool_path, prog, rows, timings)
@@ -432,6 +436,7 @@ def _run(source_set, settings, out, workers, part, strict, pool_path, progress, 
     result.worker_peak_rss_mb = peak_kb / 1024.0
     result.encode_seconds = timings["encode"]
     result.degrade_seconds = timings["degrade"]
+    result.render_cpu_seconds = timings["cpu"]
     return result
 
 
@@ -459,6 +464,7 @@ def _render_parallel(plan, todo, out, ex, q, pool_path, prog, rows, timings):
             peak_kb = max(peak_kb, stats["maxrss_kb"])
             timings["encode"] += stats["encode"]
             timings["degrade"] += stats["degrade"]
+            timings["cpu"] += stats["cpu"]
     _drain(q, prog)
     if error is not None:
         raise error
