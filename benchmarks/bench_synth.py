@@ -72,7 +72,7 @@ def _bench(benchmark, tmp_path, src, workers, rounds, label):
         # load-independent: pairs per CPU-second of rendering (read + degrade + encode + write) in the workers
         "pairs_per_cpu_s": pairs / r.render_cpu_seconds,
         "bytes_per_pair": r.manifest["totals"]["bytes"] / pairs,
-        "encode_share": r.encode_seconds / cpu,    # of the rendering CPU time (wall-clock spans; ~CPU, one thread)
+        "encode_share": r.encode_seconds / cpu,    # shares of the rendering CPU time
         "degrade_share": r.degrade_seconds / cpu,
         "encode_ms_per_pair": 1e3 * r.encode_seconds / pairs,
         "degrade_ms_per_pair": 1e3 * r.degrade_seconds / pairs,

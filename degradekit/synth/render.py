@@ -106,21 +106,21 @@ def render_sample(plan: Plan, index: int, cache: SourceCache, pool=None, timings
     variants, members = [], []
     for v in range(st.variants):
         vs = variant_seed(st.seed, index, v)
-        t1 = time.perf_counter()
+        t1 = time.process_time()
         lr, params = degrade_variant(st, hr, vs, pool)
-        t_deg += time.perf_counter() - t1
-        t1 = time.perf_counter()
+        t_deg += time.process_time() - t1
+        t1 = time.process_time()
         members.append((f"{key}.lr{v}.{ext}", encode_image(lr, st.codec, level=st.png_level)))
-        t_enc += time.perf_counter() - t1
+        t_enc += time.process_time() - t1
         variants.append({"seed": vs, "params": params})
     hr_store = hr
     if st.pipeline == "realsr":  # with the clean-up the training HR is the cleaned (halved) image
         from ..pool.realsr import hr_target
 
         hr_store = hr_target(hr, variants[0]["params"])
-    t1 = time.perf_counter()
+    t1 = time.process_time()
     members.append((f"{key}.hr.{ext}", encode_image(hr_store, st.codec, level=st.png_level)))
-    t_enc += time.perf_counter() - t1
+    t_enc += time.process_time() - t1
     rec["variants"] = variants
     members.append((f"{key}.json", json.dumps(rec, sort_keys=True, separators=(",", ":")).encode()))
     if timings is not None:
