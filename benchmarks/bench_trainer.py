@@ -13,9 +13,7 @@ bf16 + channels_last (+ torch.compile). On CPU (one thread): a reduced step (ful
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import replace
-from pathlib import Path
 
 import cv2
 import numpy as np

@@ -142,7 +142,8 @@ def test_vgg19_loads_torchvision_layout_and_reports_missing_weights(tmp_path, mo
     x = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         feats = vgg(x)
-        xn = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+        xn = (x - mean) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
         c11 = torch.nn.functional.conv2d(xn, full["features.0.weight"], full["features.0.bias"], padding=1)
         c12 = torch.nn.functional.conv2d(c11.relu(), full["features.2.weight"], full["features.2.bias"], padding=1)
     torch.testing.assert_close(feats["conv1_2"], c12)

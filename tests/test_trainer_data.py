@@ -41,7 +41,8 @@ def test_expand_urls_forms(shards, tmp_path):
     assert expand_urls(d) == shards
     assert expand_urls(d + "/shard-*.tar") == shards
     assert expand_urls(d + "/shard-{000001..000002}.tar") == shards[1:3]
-    assert expand_urls(["pipe:cat x.tar", "http://h/s-{0..1}.tar"]) == ["pipe:cat x.tar", "http://h/s-0.tar", "http://h/s-1.tar"]
+    assert expand_urls(["pipe:cat x.tar", "http://h/s-{0..1}.tar"]) == [
+        "pipe:cat x.tar", "http://h/s-0.tar", "http://h/s-1.tar"]
     with pytest.raises(ShardError, match="nope.tar: shard not found"):
         expand_urls(str(tmp_path / "nope.tar"))
     with pytest.raises(ShardError, match="no .tar shards"):

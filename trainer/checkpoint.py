@@ -44,7 +44,8 @@ def read_state(path: str | os.PathLike, *, key: str | None = None) -> dict[str, 
         try:
             obj = torch.load(p, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001
-            raise WeightError(f"{p}: cannot read weight file ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+            first = str(e).splitlines()[0][:200] if str(e) else ""
+            raise WeightError(f"{p}: cannot read weight file ({type(e).__name__}: {first})") from None
         if not isinstance(obj, dict):
             raise WeightError(f"{p}: expected a dict of tensors, got {type(obj).__name__}")
         if key is not None:

@@ -163,7 +163,8 @@ def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
         if v < 0:
             bad(key, f"must be >= 0, got {v}")
     g = cfg.data.gt_size
-    if g < 8 * cfg.scale // 4 or g % (cfg.scale * (8 if cfg.stage.gan else 1)) or (g // cfg.scale) % {4: 1, 2: 2, 1: 4}[cfg.scale]:
+    unshuffle = {4: 1, 2: 2, 1: 4}[cfg.scale]
+    if g < 8 or g % (cfg.scale * (8 if cfg.stage.gan else 1)) or (g // cfg.scale) % unshuffle:
         bad("data.gt_size", f"{g} must be a multiple of scale {cfg.scale}"
             + (" x 8 (discriminator)" if cfg.stage.gan else "") + " and give an LR crop the network accepts")
     lo = cfg.stage.loss

@@ -181,7 +181,8 @@ def decode_pair(raw: dict, variant: int | None = 0, rng: np.random.Generator | N
     hr_name = next((k for k in ("hr.png", "hr.webp") if k in raw), None)
     lrs = lr_fields(raw)
     if hr_name is None or not lrs:
-        raise ShardError(f"{url}: {key}: sample needs hr.png and lr0.png (has {sorted(k for k in raw if not k.startswith('__'))})")
+        has = sorted(k for k in raw if not k.startswith("__"))
+        raise ShardError(f"{url}: {key}: sample needs hr.png and lr0.png (has {has})")
     idx = int(rng.integers(len(lrs))) if variant is None else variant
     if not 0 <= idx < len(lrs):
         raise ShardError(f"{url}: {key}: no LR variant {idx} (has {len(lrs)})")
@@ -195,7 +196,8 @@ def decode_pair(raw: dict, variant: int | None = 0, rng: np.random.Generator | N
             raise ShardError(f"{url}: {key}.json: not valid JSON") from None
     if scale is None:
         scale = hr.shape[0] // lr.shape[0]
-    if not isinstance(scale, int) or scale < 1 or hr.shape[0] // scale != lr.shape[0] or hr.shape[1] // scale != lr.shape[1]:
+    if (not isinstance(scale, int) or scale < 1 or hr.shape[0] // scale != lr.shape[0]
+            or hr.shape[1] // scale != lr.shape[1]):
         raise ShardError(f"{url}: {key}: HR {hr.shape[1]}x{hr.shape[0]} and LR {lr.shape[1]}x{lr.shape[0]} "
                          f"do not match scale {scale}")
     return hr[: lr.shape[0] * scale, : lr.shape[1] * scale], lr, scale
@@ -207,7 +209,8 @@ def key_seed(key: str) -> int:
 
 
 def paired_crop(hr: np.ndarray, lr: np.ndarray, scale: int, gt_size: int, rng: np.random.Generator, *,
-                context: int = 0, hflip: bool = True, rot: bool = True, where: str = "") -> tuple[np.ndarray, np.ndarray]:
+                context: int = 0, hflip: bool = True, rot: bool = True,
+                where: str = "") -> tuple[np.ndarray, np.ndarray]:
     """Random aligned crop: LR ``gt_size // scale`` square and the matching HR ``gt_size`` square, the HR with
     ``context`` extra pixels on each side (reflect-101 beyond the image, as a full-image filter would see it),
     then the same random h-flip / v-flip / transpose on both. Draw order: top, left, hflip, vflip, transpose.
@@ -217,7 +220,8 @@ def paired_crop(hr: np.ndarray, lr: np.ndarray, scale: int, gt_size: int, rng: n
     h, w = lr.shape[:2]
     lq = gt_size // scale
     if h < lq or w < lq:
-        raise ShardError(f"{where}: LR {w}x{h} is smaller than the LR crop {lq}x{lq} (gt_size {gt_size} / scale {scale})")
+        raise ShardError(f"{where}: LR {w}x{h} is smaller than the LR crop {lq}x{lq} "
+                         f"(gt_size {gt_size} / scale {scale})")
     top = int(rng.integers(0, h - lq + 1))
     left = int(rng.integers(0, w - lq + 1))
     lr_c = lr[top:top + lq, left:left + lq]
@@ -281,8 +285,8 @@ class ShardDataset(IterableDataset):
     """Infinite stream of augmented training pairs from shards.
 
     Yields dicts: ``lq`` uint8 (3, gt_size/scale, gt_size/scale), ``gt`` uint8 (3, gt_size + 2 context, same),
-    ``key`` (str), ``worker``, ``epoch``, ``index`` (ints, for DataPosition). ``scale`` None means: take it from the samples
-    (every sample must then agree with the first one).
+    ``key`` (str), ``worker``, ``epoch``, ``index`` (ints, for DataPosition). ``scale`` None means: take it from
+    the samples (every sample must then agree with the first one).
     """
 
     def __init__(self, urls: Sequence[str], *, gt_size: int = 256, scale: int | None = None, seed: int = 0,

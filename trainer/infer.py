@@ -11,7 +11,6 @@ the ramps hide what little difference remains.
 """
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 

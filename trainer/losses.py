@@ -106,8 +106,9 @@ def gan_loss_d(real_pred: torch.Tensor, fake_pred: torch.Tensor, gan_type: str) 
     if gan_type == "vanilla":
         return (F.binary_cross_entropy_with_logits(real_pred, torch.ones_like(real_pred)),
                 F.binary_cross_entropy_with_logits(fake_pred, torch.zeros_like(fake_pred)))
-    l_real = 0.5 * F.binary_cross_entropy_with_logits(real_pred - fake_pred.detach().mean(), torch.ones_like(real_pred))
-    l_fake = 0.5 * F.binary_cross_entropy_with_logits(fake_pred - real_pred.detach().mean(), torch.zeros_like(fake_pred))
+    bce = F.binary_cross_entropy_with_logits
+    l_real = 0.5 * bce(real_pred - fake_pred.detach().mean(), torch.ones_like(real_pred))
+    l_fake = 0.5 * bce(fake_pred - real_pred.detach().mean(), torch.zeros_like(fake_pred))
     return l_real, l_fake
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 import sys
 import time
@@ -129,7 +128,8 @@ def fit(shards, *, cfg: TrainConfig, out: str | os.PathLike, val_shards=None, in
     torch.manual_seed(cfg.seed)          # network init only; nothing else draws from torch's global RNG
     net_g = RRDBNet(scale=cfg.scale, num_feat=cfg.net.num_feat, num_block=cfg.net.num_block,
                     num_grow_ch=cfg.net.num_grow_ch)
-    net_d = UNetDiscriminatorSN(num_feat=cfg.net.d_num_feat, skip_connection=cfg.net.d_skip_connection) if st.gan else None
+    net_d = (UNetDiscriminatorSN(num_feat=cfg.net.d_num_feat, skip_connection=cfg.net.d_skip_connection)
+             if st.gan else None)
     if init and not resume:
         state = read_state(init)
         try:
@@ -177,8 +177,8 @@ def fit(shards, *, cfg: TrainConfig, out: str | os.PathLike, val_shards=None, in
     if resume:
         ck = load_checkpoint(resume)
         if ck["config"]["stage"]["name"] != st.name or ck["config"]["scale"] != cfg.scale:
-            raise TrainingError(f"{resume}: checkpoint is stage {ck['config']['stage']['name']} x{ck['config']['scale']}, "
-                                f"not {st.name} x{cfg.scale}")
+            raise TrainingError(f"{resume}: checkpoint is stage {ck['config']['stage']['name']} "
+                                f"x{ck['config']['scale']}, not {st.name} x{cfg.scale}")
         net_g.load_state_dict(ck["params"])
         net_g_ema.load_state_dict(ck["params_ema"])
         opt_g.load_state_dict(ck["optim_g"])
@@ -194,7 +194,8 @@ def fit(shards, *, cfg: TrainConfig, out: str | os.PathLike, val_shards=None, in
         step = int(ck["step"])
         positions = ck["data_position"]
         if len(positions) != world:
-            raise TrainingError(f"{resume}: saved with {len(positions)} process(es), now {world}; resume with the same count")
+            raise TrainingError(f"{resume}: saved with {len(positions)} process(es), now {world}; "
+                                "resume with the same count")
         position = DataPosition.from_dict(positions[rank])
         if position.num_workers != nw:
             raise TrainingError(f"{resume}: saved with {position.num_workers} loader workers, now {nw}; "

@@ -27,13 +27,15 @@ def export(weights, onnx_path, st_path, opset, check):
             try:
                 import onnx  # noqa: F401 - the exporter needs it
             except ImportError:
-                raise click.ClickException("ONNX export needs the onnx package: pip install 'degradekit[onnx]'") from None
+                raise click.ClickException(
+                    "ONNX export needs the onnx package: pip install 'degradekit[onnx]'") from None
             res = export_onnx(weights, onnx_path, opset=opset, check=check)
             line = f"wrote {onnx_path} (x{res['scale']}, {res['num_block']} blocks)"
             if res["checked"]:
                 line += f"; onnxruntime vs torch max |diff| {res['max_abs_diff']:.2e}"
                 if res["max_abs_diff"] > 1e-3:
-                    raise click.ClickException(f"{onnx_path}: ONNX output differs from torch by {res['max_abs_diff']:.2e}")
+                    raise click.ClickException(
+                        f"{onnx_path}: ONNX output differs from torch by {res['max_abs_diff']:.2e}")
             elif check:
                 line += "; not checked (onnxruntime not installed)"
             click.echo(line)

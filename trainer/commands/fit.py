@@ -8,7 +8,8 @@ import click
 
 @click.command("fit")
 @click.argument("shards", nargs=-1, required=True)
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Run folder (RUN/<stage>/ is written).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Run folder (RUN/<stage>/ is written).")
 @click.option("--stage", type=click.Choice(["esrnet", "esrgan"]), default="esrnet", show_default=True,
               help="esrnet: L1 only; esrgan: L1 + perceptual + GAN (start it from --init RUN/esrnet/net_g_N.pth).")
 @click.option("--preset", type=click.Choice(["realesrgan", "esrgan"]), default=None,
@@ -34,7 +35,8 @@ import click
               help="Checkpoint (RUN/<stage>/checkpoints/step-N.pth) or its folder (latest one) to continue.")
 @click.option("--vgg-weights", type=click.Path(dir_okay=False), default=None,
               help="torchvision vgg19-dcbb9e9d.pth (else $DEGRADEKIT_VGG19, else the torch hub cache).")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None, help="Autocast precision (CUDA).")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None,
+              help="Autocast precision (CUDA).")
 @click.option("--channels-last/--no-channels-last", default=None, help="channels_last memory format (CUDA).")
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the networks.")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of init, data order and augmentation.")
