@@ -11,16 +11,19 @@ the file holds, or raises :class:`ImageError` whose message is one line ``"{path
 - corrupt, truncated, empty and non-image files, 32-bit float images and images of more than ``max_pixels``
   pixels (decompression bombs) raise ``ImageError``. The pixel limit is checked on the header, before decoding.
 
-Encoding (:func:`encode_png`) goes through OpenCV; its bytes depend only on the pixels and the level, so shards
-are byte-reproducible.
+Encoding (:func:`encode_png`): PNG "Up" filter + libdeflate; the bytes depend only on the pixels, the level and
+the encoder version (:data:`PNG_ENCODER`), so shards are byte-reproducible.
 """
 from __future__ import annotations
 
 import io
 import os
+import struct
 import warnings
+import zlib
 
 import cv2
+import deflate
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
@@ -171,20 +174,49 @@ def read_image(path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     return decode_image(data, path, max_pixels=max_pixels)
 
 
-def encode_png(img: np.ndarray, level: int = 1) -> bytes:
-    """Encode ``uint8`` HxWx3 RGB as PNG bytes (zlib level 0-9; deterministic for given pixels and level).
+def _png_encoder_id() -> str:
+    try:
+        from importlib.metadata import version
 
-    Level 1 is the default: measured on 400x400 photo crops it is 2-4x faster than 6-9 for 3-4 % more bytes
-    (README, Formats).
+        v = version("deflate")
+    except Exception:  # pragma: no cover - deflate is a dependency
+        v = "?"
+    return f"png up-filter + libdeflate (python-deflate {v})"
+
+
+#: What produces the PNG bytes (recorded in shard manifests: bytes are reproducible for the same encoder).
+PNG_ENCODER = _png_encoder_id()
+_PNG_SIG = b"\x89PNG\r\n\x1a\n"
+
+
+def _chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(tag)))
+
+
+def encode_png(img: np.ndarray, level: int = 1) -> bytes:
+    """Encode ``uint8`` HxWx3 RGB as an 8-bit RGB PNG; deterministic bytes for given pixels and level.
+
+    Every row uses the PNG "Up" filter (one vectorised subtraction) and the stream is deflated by libdeflate
+    at ``level`` 1..12 (0: stored, unfiltered). Measured on 400x400 photo crops (README, Performance /
+    Synthesis): level 1 is about 3x faster than OpenCV/libpng at its level 1 for the same size.
     """
     _check_rgb8(img)
-    params = [cv2.IMWRITE_PNG_COMPRESSION, int(level)]
-    if level == 0:  # stored, not compressed: row filters would cost time and save nothing
-        params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(img[..., ::-1]), params)
-    if not ok:  # pragma: no cover - OpenCV only fails on invalid input, checked above
-        raise ValueError("PNG encoding failed")
-    return buf.tobytes()
+    level = int(level)
+    if not 0 <= level <= 12:
+        raise ValueError(f"PNG level must be 0..12, got {level}")
+    h, w, _ = img.shape
+    rows = np.ascontiguousarray(img).reshape(h, w * 3)
+    raw = np.empty((h, w * 3 + 1), np.uint8)
+    if level == 0:  # stored: filtering would cost time and save nothing
+        raw[:, 0] = 0
+        raw[:, 1:] = rows
+    else:
+        raw[:, 0] = 2  # Up: row - previous row (mod 256); the first row's previous row is zeros
+        raw[0, 1:] = rows[0]
+        np.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])
+    idat = deflate.zlib_compress(raw.tobytes(), level)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)  # 8-bit RGB, deflate, adaptive filtering, no interlace
+    return _PNG_SIG + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
 
 
 def encode_ppm(img: np.ndarray) -> bytes:
@@ -195,7 +227,7 @@ def encode_ppm(img: np.ndarray) -> bytes:
 
 
 def encode_image(img: np.ndarray, codec: str = "png", *, level: int = 1) -> bytes:
-    """Encode with a stored codec: ``"png"`` (zlib ``level``) or ``"ppm"`` (uncompressed)."""
+    """Encode with a stored codec: ``"png"`` (deflate ``level``) or ``"ppm"`` (uncompressed)."""
     if codec == "png":
         return encode_png(img, level)
     if codec == "ppm":

@@ -183,6 +183,20 @@ def test_encode_png_deterministic_lossless_levels(tmp_path):
         encode_image(img, "gif")
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (5, 1), (33, 17), (64, 64)])
+def test_encode_png_decodes_identically_everywhere(shape):
+    """Our PNG writer (Up filter + libdeflate) is a valid PNG for OpenCV, Pillow and the pixels survive."""
+    img = np.random.default_rng(shape[0]).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    img[..., 1] = 200  # some redundancy
+    for level in (0, 1, 6, 12):
+        data = encode_png(img, level)
+        np.testing.assert_array_equal(decode_png(data), img)
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), img)
+        np.testing.assert_array_equal(decode_image(data, "x.png"), img)
+    with pytest.raises(ValueError):
+        encode_png(img, 13)
+
+
 def test_decode_image_bytes_names_path():
     with pytest.raises(ImageError, match=r"^src/x.png: empty file$"):
         decode_image(b"", "src/x.png")

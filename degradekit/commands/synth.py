@@ -42,9 +42,10 @@ _EXIT_DOC = "Exit status: 0 all inputs used, 3 finished but some inputs were ski
               help="Independent LR draws per HR patch (KEY.lr0 ... KEY.lr{K-1}).")
 @click.option("--shard-size", type=click.IntRange(1, 10**7), default=1000, show_default=True,
               help="Samples per shard.")
-@click.option("--png-level", type=click.IntRange(0, 9), default=1, show_default=True,
-              help="zlib level of the stored PNGs: 1 is the measured best trade-off; 0 stores them uncompressed "
-                   "(~1.6x bytes, almost no encoding time); 9 saves ~4 % bytes for ~3x the time.")
+@click.option("--png-level", type=click.IntRange(0, 12), default=1, show_default=True,
+              help="libdeflate level of the stored PNGs (README, Performance): 1 is the measured best trade-off; "
+                   "0 stores them uncompressed (~1.7x bytes, no compression time); higher levels save a few % "
+                   "bytes for several times the time.")
 @click.option("--max-pixels", type=click.IntRange(1, None), default=100_000_000, show_default=True,
               help="Refuse source images larger than this (decompression bombs).")
 @click.option("--workers", type=click.IntRange(1, 1024), default=None,

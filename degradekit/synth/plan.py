@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..imageio import ImageError, decode_image
+from ..imageio import PNG_ENCODER, ImageError, decode_image
 from .prepare import MIN_KERNEL, crop_origins, plan_copies
 
 __all__ = ["Settings", "SourceInfo", "Plan", "scan_source", "sample_seed", "variant_seed", "sources_hash"]
@@ -36,6 +36,7 @@ class Settings:
     codec: str = "png"
     png_level: int = 1
     max_pixels: int = 100_000_000
+    png_encoder: str = PNG_ENCODER      # the bytes are reproducible for one encoder version
     pipeline: str = "realesrgan"        # "realesrgan" (degradekit.sample/apply) or "realsr" (pool pipeline)
     pool: dict | None = None            # {"path": str, "sha256": digest} when a pool is used
 
@@ -73,6 +74,7 @@ class Settings:
             "shard_size": self.shard_size,
             "codec": self.codec,
             "png_level": self.png_level,
+            "png_encoder": self.png_encoder,
             "max_pixels": self.max_pixels,
             "pool": self.pool,
         }
