@@ -112,12 +112,26 @@ def pair():
     return {"hr400": hr, "lr100": lr}
 
 
-@pytest.mark.parametrize("level", [0, 1, 3, 6, 9])
+@pytest.mark.parametrize("level", [0, 1, 3, 6, 9, 12])
 @pytest.mark.parametrize("which", ["hr400", "lr100"])
 def test_png_level(benchmark, pair, which, level):
+    """Ours: Up filter + libdeflate at `level`."""
     img = pair[which]
     benchmark.group = f"PNG encode {which}"
     data = benchmark(encode_png, img, level)
     assert encode_png(img, level) == data  # deterministic bytes
     benchmark.extra_info["bytes"] = len(data)
     print(f"\nPNG {which} level {level}: {len(data)} bytes")
+
+
+@pytest.mark.parametrize("level", [1, 3, 9])
+@pytest.mark.parametrize("which", ["hr400", "lr100"])
+def test_png_libpng_baseline(benchmark, pair, which, level):
+    """Baseline: OpenCV's PNG writer (libpng + zlib, adaptive filters) at `level`."""
+    import cv2
+
+    bgr = np.ascontiguousarray(pair[which][..., ::-1])
+    benchmark.group = f"PNG encode {which}"
+    buf = benchmark(lambda: cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, level])[1])
+    benchmark.extra_info["bytes"] = len(buf)
+    print(f"\nlibpng {which} level {level}: {len(buf)} bytes")
