@@ -165,3 +165,18 @@ def test_vgg19_loads_torchvision_layout_and_reports_missing_weights(tmp_path, mo
     torch.save({"features.0.weight": torch.zeros(1)}, bad)
     with pytest.raises(ValueError, match="bad.pth"):
         vgg.load_torchvision(bad)
+
+
+def test_esrgan_repository_key_names_are_renamed(tmp_path):
+    net = RRDBNet(num_feat=8, num_block=2, num_grow_ch=4)
+    ren = {"body": "RRDB_trunk", "conv_body": "trunk_conv", "conv_up1": "upconv1", "conv_up2": "upconv2",
+           "conv_hr": "HRconv"}
+    old = {}
+    for k, v in net.state_dict().items():
+        head, _, rest = k.partition(".")
+        old[f"{ren.get(head, head)}.{rest.replace('rdb', 'RDB')}"] = v
+    assert "RRDB_trunk.1.RDB3.conv5.weight" in old and "HRconv.bias" in old
+    torch.save(old, tmp_path / "RRDB_ESRGAN_x4.pth")
+    loaded, cfg = load_generator(tmp_path / "RRDB_ESRGAN_x4.pth")
+    assert cfg["num_block"] == 2
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in net.state_dict().items())

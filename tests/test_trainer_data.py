@@ -150,3 +150,11 @@ def test_bad_shards_give_one_line_errors(shards, tmp_path):
     with pytest.raises(ShardError, match="training scale 2"):
         _take(ShardDataset(shards, gt_size=32, scale=2), 1)
     assert [k for k, *_ in iter_val_pairs(shards[:2], limit=4)] == [f"{i:09d}" for i in range(4)]
+
+
+def test_shards_read_the_same_with_the_webdataset_library(shards):
+    wds = pytest.importorskip("webdataset")
+    ours = [(r["__key__"], r["hr.png"], r["lr1.png"], r["json"]) for r in iter_raw_samples(shards[2])]
+    theirs = [(s["__key__"], s["hr.png"], s["lr1.png"], s["json"])
+              for s in wds.WebDataset(shards[2], shardshuffle=False, empty_check=False)]
+    assert ours == theirs and len(ours) == 3

@@ -63,6 +63,8 @@ def test_tiny_generator_beats_bicubic_on_held_out_pairs(data, tmp_path):
     assert len(list((tmp_path / "esrnet" / "val" / "step-0000400").glob("*.png"))) == 4
     rows = _losses(tmp_path, "esrnet")
     assert rows[-1]["l_pix"] < rows[0]["l_pix"]
+    log = (tmp_path / "esrnet" / "train.log").read_text()     # not a TTY: plain progress lines
+    assert "step 200/400 |" in log and "it/s | ETA" in log and "validation step 400: PSNR" in log
 
 
 def test_resume_gives_the_losses_and_weights_of_an_uninterrupted_run(data, tmp_path, vgg_file):

@@ -15,6 +15,10 @@ import torch
 from trainer.archs.rrdbnet import RRDBNet, rrdb_config_from_state
 
 
+_ESRGAN_RENAME = {"RRDB_trunk": "body", "trunk_conv": "conv_body", "upconv1": "conv_up1", "upconv2": "conv_up2",
+                  "HRconv": "conv_hr"}
+
+
 class WeightError(ValueError):
     """Unreadable / unsuitable weight file; ``str(e)`` is one line naming the file."""
 
@@ -62,7 +66,16 @@ def read_state(path: str | os.PathLike, *, key: str | None = None) -> dict[str, 
             raise WeightError(f"{p}: no state_dict found (expected params_ema, params or a dict of tensors)")
     if all(k.startswith("module.") for k in state):
         state = {k[7:]: v for k, v in state.items()}
+    if "RRDB_trunk.0.RDB1.conv1.weight" in state:     # ESRGAN repository's (2019) names -> Real-ESRGAN's
+        state = {_rename_esrgan(k): v for k, v in state.items()}
     return state
+
+
+def _rename_esrgan(key: str) -> str:
+    head, _, rest = key.partition(".")
+    for i in (1, 2, 3):
+        rest = rest.replace(f"RDB{i}.", f"rdb{i}.")
+    return f"{_ESRGAN_RENAME.get(head, head)}.{rest}"
 
 
 def load_generator(path: str | os.PathLike, *, key: str | None = None) -> tuple[RRDBNet, dict[str, int]]:
