@@ -115,32 +115,33 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ddp_worker(rank, world, port, shards, out, cfg):
+def _ddp_worker(rank, world, port, shards, out, cfg, vgg):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     import torch.distributed as dist
     try:
-        fit(shards, cfg=cfg, out=out, device="cpu", tensorboard=False)
+        fit(shards, cfg=cfg, out=out, device="cpu", vgg_weights=vgg, tensorboard=False)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
 
 
-def test_ddp_two_processes_equal_one_process_on_the_combined_batch(data, tmp_path):
+def test_ddp_two_processes_equal_one_process_on_the_combined_batch(data, tmp_path, vgg_file):
     import torch.multiprocessing as mp
     one_shard = data["train"][:1]           # 8 samples; 2 ranks split it sample by sample
-    base = tiny(iters=2, batch=4, buffer=0, gt=32)
+    base = tiny("esrgan", iters=2, batch=4, buffer=0, gt=32)     # G (L1 + perceptual + GAN) and D updates
     base = replace(base, data=replace(base.data, shuffle_shards=False))
-    fit(one_shard, cfg=base, out=tmp_path / "single", tensorboard=False)
+    fit(one_shard, cfg=base, out=tmp_path / "single", vgg_weights=vgg_file, tensorboard=False)
     ddp_cfg = replace(base, data=replace(base.data, batch_size=2))
-    mp.spawn(_ddp_worker, args=(2, _free_port(), one_shard, str(tmp_path / "ddp"), ddp_cfg), nprocs=2, join=True)
-    a = load_checkpoint(tmp_path / "single" / "esrnet" / "checkpoints" / "step-0000002.pth")
-    b = load_checkpoint(tmp_path / "ddp" / "esrnet" / "checkpoints" / "step-0000002.pth")
+    mp.spawn(_ddp_worker, args=(2, _free_port(), one_shard, str(tmp_path / "ddp"), ddp_cfg, str(vgg_file)),
+             nprocs=2, join=True)
+    a = load_checkpoint(tmp_path / "single" / "esrgan" / "checkpoints" / "step-0000002.pth")
+    b = load_checkpoint(tmp_path / "ddp" / "esrgan" / "checkpoints" / "step-0000002.pth")
     assert len(b["data_position"]) == 2
-    for k in a["params"]:
-        torch.testing.assert_close(b["params"][k], a["params"][k], atol=2e-6, rtol=0)
-        torch.testing.assert_close(b["params_ema"][k], a["params_ema"][k], atol=2e-6, rtol=0)
+    for part in ("params", "params_ema", "net_d"):
+        for k in a[part]:
+            torch.testing.assert_close(b[part][k], a[part][k], atol=2e-6, rtol=0, msg=f"{part} {k}")
     # the update must be non-trivial for the comparison to mean anything
     torch.manual_seed(base.seed)
     from trainer.archs import RRDBNet
