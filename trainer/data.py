@@ -356,6 +356,8 @@ class ShardDataset(IterableDataset):
         info = get_worker_info()
         nw = info.num_workers if info is not None else 1
         wid = info.id if info is not None else 0
+        if info is not None:
+            cv2.setNumThreads(1)     # N loader processes already use N cores; OpenCV's pool would oversubscribe
         pos = self.position
         if pos is not None and len(pos.workers) != nw:
             raise ShardError(f"data position was recorded with {len(pos.workers)} loader worker(s), now {nw}; "
