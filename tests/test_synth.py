@@ -395,6 +395,26 @@ def test_enospc_stops_cleanly_keeping_finished_shards(reference, photos, tmp_pat
     assert _tar_bytes(out) == _tar_bytes(reference)
 
 
+def test_manifest_write_failure_is_one_line_and_resumable(reference, photos, tmp_path, monkeypatch):
+    from degradekit.synth import run as run_mod
+    real = run_mod.write_manifest
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    out = tmp_path / "m"
+    args = ["synth", "--src", str(photos), "--out", str(out), "--workers", "1", "--seed", "7", "--variants", "2",
+            *FAST]
+    monkeypatch.setattr(run_mod, "write_manifest", full)
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 1 and "cannot write the manifest: No space left on device" in r.output
+    assert not list(out.glob("manifest*"))
+    monkeypatch.setattr(run_mod, "write_manifest", real)
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0 and "0 rendered, 3 already complete" in r.output
+    assert (out / "manifest.json").read_bytes() == (reference / "manifest.json").read_bytes()
+
+
 def test_unwritable_output(photos, tmp_path, monkeypatch):
     f = tmp_path / "afile"
     f.write_text("x")

@@ -304,8 +304,11 @@ def _check_job(out: Path, settings: Settings, src_hash: str | None, n_shards: in
             raise SynthError(f"{out}: already holds shards ({existing[0]} ...) not made by this command; "
                              f"use an empty --out")
         if src_hash is not None:
-            _write_json_atomic(path, {"settings_sha256": settings.digest(), "sources_sha256": src_hash,
-                                      "n_shards": n_shards, "tool_version": tool_version()})
+            try:
+                _write_json_atomic(path, {"settings_sha256": settings.digest(), "sources_sha256": src_hash,
+                                          "n_shards": n_shards, "tool_version": tool_version()})
+            except OSError as e:
+                raise SynthError(f"{path}: cannot write: {e.strerror or e}") from None
         return
     if job.get("settings_sha256") != settings.digest():
         raise SynthError(f"{out}: holds a dataset made with different settings (config, seed, patch, ...); "
@@ -429,7 +432,11 @@ def _run(source_set, settings, out, workers, part, strict, pool_path, progress, 
             prog.close()
 
     manifest = build_manifest(plan, source_set, list(rows.values()), part, mine)
-    result.manifest_path = write_manifest(out, manifest)
+    try:
+        result.manifest_path = write_manifest(out, manifest)
+    except OSError as e:
+        raise SynthError(f"{out / 'manifest.json'}: cannot write the manifest: {e.strerror or e} (all shards are "
+                         f"complete; rerun the same command to write it)") from None
     result.manifest = manifest
     result.seconds = time.perf_counter() - t0
     result.pairs = pairs
