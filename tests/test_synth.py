@@ -415,6 +415,28 @@ def test_manifest_write_failure_is_one_line_and_resumable(reference, photos, tmp
     assert (out / "manifest.json").read_bytes() == (reference / "manifest.json").read_bytes()
 
 
+def test_worker_error_stops_parallel_run_with_one_line(photos, tmp_path):
+    """A source that changed after planning (here: a stale scan-cache entry) fails in a worker process; the run
+    stops with the worker's one-line error, keeps finished shards and leaves no temporary file."""
+    out = tmp_path / "par"
+    args = ["synth", "--src", str(photos), "--out", str(out), "--seed", "7", *FAST]
+    assert CliRunner().invoke(cli, [*args, "--dry-run"]).exit_code == 0
+    r = CliRunner().invoke(cli, [*args, "--workers", "1"])
+    assert r.exit_code == 0
+    cache_file = out / ".degradekit" / "scan.json"
+    cache = json.loads(cache_file.read_text())
+    victim = sorted(cache)[-1]
+    cache[victim]["sha256"] = "0" * 64
+    cache_file.write_text(json.dumps(cache))
+    (out / ".degradekit" / "job.json").unlink()
+    for p in out.glob("shard-*.tar"):
+        p.unlink()
+    r = CliRunner().invoke(cli, [*args, "--workers", "2"])
+    assert r.exit_code == 1, r.output
+    assert f"{victim}: sha256" in r.output and "changed since the sample list was made" in r.output
+    assert not [p for p in out.iterdir() if ".tmp" in p.name]
+
+
 def test_unwritable_output(photos, tmp_path, monkeypatch):
     f = tmp_path / "afile"
     f.write_text("x")
