@@ -88,6 +88,13 @@ def test_replay_matches_from_source_and_from_stored_hr(dataset, tmp_path):
     # without the source, the LRs replay from the stored HR
     r = CliRunner().invoke(cli, ["replay", str(out), "19", "--stored-hr"])
     assert r.exit_code == 0 and "using the HR stored" in r.output
+    r = CliRunner().invoke(cli, ["replay", str(out), "--spread", "5"])
+    assert r.exit_code == 0 and "replayed 5 samples: 5 match, 0 differ" in r.output, r.output
+    assert "sample 000000000" in r.output and "sample 000000019" in r.output
+    r = CliRunner().invoke(cli, ["replay", str(out), "3", "4"])
+    assert r.exit_code == 0 and "replayed 2 samples: 2 match" in r.output
+    r = CliRunner().invoke(cli, ["replay", str(out)])
+    assert r.exit_code == 2 and "KEYS or --spread" in r.output
     r = CliRunner().invoke(cli, ["replay", str(out), "20"])
     assert r.exit_code == 1 and "out of range" in r.output
     r = CliRunner().invoke(cli, ["replay", str(out), "abc"])
@@ -117,6 +124,8 @@ def test_replay_detects_a_tampered_lr(dataset, tmp_path):
     w.commit()
     r = CliRunner().invoke(cli, ["replay", str(bad), "2"])
     assert r.exit_code == 1 and "FAIL lr1 bytes" in r.output and "ok   lr0 bytes" in r.output
+    r = CliRunner().invoke(cli, ["replay", str(bad), "1", "2", "3"])
+    assert r.exit_code == 1 and "2 match, 1 differ" in r.output and "sample(s) 000000002" in r.output
     assert tarfile.is_tarfile(p)
 
 
