@@ -29,7 +29,8 @@ from .plan import Plan, Settings, SourceInfo, scan_source, sources_hash
 from .render import SourceChanged, render_shard
 from .shards import SHARD_RE, TMP_SUFFIX, file_sha256, shard_name
 
-__all__ = ["SynthError", "RunResult", "run_synth", "plan_dataset", "part_shards", "parse_part", "EXIT_SKIPPED", "Progress"]
+__all__ = ["SynthError", "RunResult", "run_synth", "plan_dataset", "part_shards", "parse_part", "EXIT_SKIPPED",
+           "Progress"]
 
 #: Exit status when the run finished but some inputs were skipped (0 = everything used, 1 = error, 2 = usage).
 EXIT_SKIPPED = 3
@@ -247,7 +248,7 @@ def scan_sources(source_set, settings: Settings, out: Path | None, executor=None
                  progress_mode="auto", log=None) -> list[SourceInfo]:
     """Scan every source (cached in OUT/.degradekit/scan.json by path, size and mtime)."""
     cache = _load_scan_cache(out) if out is not None else {}
-    key_extra = f"{settings.max_pixels}:{settings.effective_min_size}"
+    key_extra = f"{settings.max_pixels}:{settings.effective_min_size}:{tool_version()}"
     results: list[SourceInfo | None] = [None] * len(source_set.files)
     todo = []
     for i, (f, rel) in enumerate(zip(source_set.files, source_set.rels)):
