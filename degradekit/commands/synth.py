@@ -59,7 +59,8 @@ _EXIT_DOC = "Exit status: 0 all inputs used, 3 finished but some inputs were ski
 @click.option("--dry-run", is_flag=True,
               help="Scan the sources and print the sample / shard counts without writing anything.")
 def synth(src, out, data_root, config_file, preset_name, pool_path, order, scale, seed, patch, step, min_size,
-          multiscale, shortest_edge, variants, shard_size, png_level, max_pixels, workers, part, strict, progress, dry_run):
+          multiscale, shortest_edge, variants, shard_size, png_level, max_pixels, workers, part, strict, progress,
+          dry_run):
     """Render LR/HR training pairs from photos into WebDataset shards (OUT/shard-*.tar + OUT/manifest.json).
 
     Every LR can be regenerated exactly from its KEY.json (`degradekit replay`); shard bytes depend only on
