@@ -130,3 +130,25 @@ def test_fit_on_real_degradekit_synth_output(tmp_path):
     assert r.exit_code == 0, r.output
     ck = load_checkpoint(tmp_path / "run" / "esrnet" / "checkpoints" / "step-0000002.pth")
     assert ck["step"] == 2 and all(torch.isfinite(v).all() for v in ck["params"].values())
+
+
+def test_infer_retries_with_smaller_tiles_when_out_of_memory(tmp_path, monkeypatch):
+    import trainer.infer as ti
+    from trainer.archs import RRDBNet
+    from trainer.checkpoint import save_weights
+    net = RRDBNet(num_feat=8, num_block=1, num_grow_ch=4)
+    save_weights(tmp_path / "g.pth", net.state_dict(), ema=net.state_dict())
+    cv2.imwrite(str(tmp_path / "a.png"), skimage.data.chelsea()[:40, :48, ::-1])
+    real, tiles = ti.upscale, []
+
+    def flaky(*a, tile, **kw):
+        tiles.append(tile)
+        if tile == 0 or tile > 256:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(*a, tile=tile, **kw)
+
+    monkeypatch.setattr(ti, "upscale", flaky)
+    r = run("infer", tmp_path / "g.pth", tmp_path / "a.png", "--out", tmp_path / "o")
+    assert r.exit_code == 0, r.output
+    assert tiles == [0, 512, 256] and "retrying with --tile 256" in r.output
+    assert cv2.imread(str(tmp_path / "o" / "a_out.png")).shape == (160, 192, 3)

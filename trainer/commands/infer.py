@@ -27,7 +27,8 @@ _EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 @click.option("--suffix", default="_out", show_default=True, help="Appended to output file names.")
 def infer(weights, inputs, out, tile, tile_overlap, tile_pad, pre_pad, outscale, alpha_mode, half, device, suffix):
     """Upscale INPUT images/folders with WEIGHTS (trainer or released Real-ESRGAN RRDBNet files; the
-    architecture is read from the file). Gray, 16-bit and alpha images keep their format (PNG output)."""
+    architecture is read from the file). Gray, 16-bit and alpha images keep their format (PNG output).
+    Out of GPU memory: the image is retried with smaller tiles (512, 256, ...)."""
     import sys
     import time
     from pathlib import Path
@@ -62,15 +63,28 @@ def infer(weights, inputs, out, tile, tile_overlap, tile_pad, pre_pad, outscale,
         t0 = time.time()
         try:
             img = read_image_any(f)
-            res = upscale(net, img, scale=cfg["scale"], tile=tile, tile_overlap=tile_overlap, tile_pad=tile_pad,
-                          pre_pad=pre_pad, outscale=outscale, alpha=alpha_mode, half=half, device=dev)
+            t = tile
+            while True:
+                try:
+                    res = upscale(net, img, scale=cfg["scale"], tile=t, tile_overlap=tile_overlap,
+                                  tile_pad=tile_pad, pre_pad=pre_pad, outscale=outscale, alpha=alpha_mode,
+                                  half=half, device=dev)
+                    break
+                except torch.OutOfMemoryError:
+                    if dev.type == "cuda":
+                        torch.cuda.empty_cache()
+                    nxt = 512 if t <= 0 else t // 2
+                    if nxt < max(64, 2 * tile_overlap + 4):
+                        raise
+                    click.echo(f"note: {f}: out of memory with --tile {t}; retrying with --tile {nxt}", err=True)
+                    t = nxt
             dst = outdir / f"{f.stem}{suffix}.png"
             write_image_any(dst, res)
         except InferError as e:
             failed += 1
             click.echo(f"error: {e}", err=True)
             continue
-        except (RuntimeError, MemoryError) as e:
+        except (RuntimeError, MemoryError) as e:   # includes OutOfMemoryError at the smallest tile
             failed += 1
             msg = str(e).splitlines()[0]
             hint = " (try a smaller --tile)" if "memory" in msg.lower() else ""
