@@ -98,10 +98,13 @@ def test_non_finite_losses_are_skipped_then_stop(data, tmp_path, monkeypatch):
         return out * float("nan") if calls["n"] in (2, 3) else out
 
     monkeypatch.setattr(losses, "l1", flaky)
-    s = fit(data["train"], cfg=tiny(iters=4), out=tmp_path / "a", tensorboard=False)
+    import sys
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)    # as if tensorboard were not installed
+    s = fit(data["train"], cfg=tiny(iters=4), out=tmp_path / "a", tensorboard=True)
     assert s["step"] == 4 and calls["n"] == 6
     log = (tmp_path / "a" / "esrnet" / "train.log").read_text()
     assert log.count("non-finite generator loss") == 2
+    assert log.count("tensorboard is not installed") == 1 and not (tmp_path / "a" / "esrnet" / "tb").exists()
     ck = load_checkpoint(tmp_path / "a" / "esrnet" / "checkpoints" / "step-0000004.pth")
     assert all(torch.isfinite(v).all() for v in ck["params"].values())
     monkeypatch.setattr(losses, "l1", lambda p, t: real_l1(p, t) * float("nan"))
