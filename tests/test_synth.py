@@ -437,6 +437,23 @@ def test_worker_error_stops_parallel_run_with_one_line(photos, tmp_path):
     assert not [p for p in out.iterdir() if ".tmp" in p.name]
 
 
+def test_concurrent_run_on_same_folder_is_refused(photos, tmp_path):
+    from degradekit.synth.run import _lock
+    out = tmp_path / "busy"
+    out.mkdir()
+    held = _lock(out, None)  # as if another synth were running
+    try:
+        r = CliRunner().invoke(cli, ["synth", "--src", str(photos), "--out", str(out), "--workers", "1", *FAST])
+        assert r.exit_code == 1 and "another `degradekit synth` is rendering into this folder" in r.output
+        r = CliRunner().invoke(cli, ["synth", "--src", str(photos), "--out", str(out), "--workers", "1",
+                                     "--part", "1/2", *FAST])
+        assert r.exit_code == 0, r.output  # a different part may render into the same folder
+    finally:
+        held.close()
+    r = CliRunner().invoke(cli, ["synth", "--src", str(photos), "--out", str(out), "--workers", "1", *FAST])
+    assert r.exit_code == 0, r.output
+
+
 def test_unwritable_output(photos, tmp_path, monkeypatch):
     f = tmp_path / "afile"
     f.write_text("x")

@@ -336,6 +336,7 @@ def run_synth(source_set, settings: Settings, out_dir, *, workers: int | None = 
     log = log or (lambda s: print(s, file=sys.stderr))
     out = Path(out_dir)
     _check_writable(out)
+    lock = _lock(out, part)  # held until this function returns (released by the OS if the process dies)
     _check_job(out, settings, None, None)
     workers = max(1, int(workers or _cores()))
     ex = q = None
@@ -359,6 +360,28 @@ def run_synth(source_set, settings: Settings, out_dir, *, workers: int | None = 
     finally:
         if ex is not None:
             ex.shutdown(wait=True, cancel_futures=True)
+        lock.close()
+
+
+def _lock(out: Path, part):
+    """An exclusive lock on OUT for this part: two runs rendering the same shards into one folder would delete
+    each other's temporary files."""
+    import fcntl
+
+    name = "lock-all" if part is None else f"lock-part-{part[0]}-of-{part[1]}"
+    path = out / STATE_DIR / name
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(path, "a+")
+    except OSError as e:
+        raise SynthError(f"{path}: cannot create: {e.strerror or e}") from None
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise SynthError(f"{out}: another `degradekit synth` is rendering into this folder (lock {path}); "
+                         f"wait for it or stop it") from None
+    return f
 
 
 def plan_dataset(source_set, settings: Settings, *, workers: int | None = None, strict: bool = False,
