@@ -23,7 +23,7 @@ def photos(tmp_path_factory):
     return d
 
 
-ARGS = ["--iters", "50", "--noise-patch", "32", "--seed", "7"]
+ARGS = ["--iters", "120", "--noise-patch", "32", "--seed", "7"]
 
 
 def _build(photos, out, *extra):
@@ -50,7 +50,7 @@ def test_build_resume_and_load(photos, tmp_path):
     assert len(meta["kernels"]["ids"]) == 2 and meta["kernels"]["scales"] == [2, 4]
     for kid in meta["kernels"]["ids"]:
         rec = json.loads((out / "kernels" / f"{kid}.json").read_text())
-        assert rec["iters"] == 50 and set(rec["quality"]) >= {"raw_sum", "centroid_offset", "edge_mass",
+        assert rec["iters"] == 120 and set(rec["quality"]) >= {"raw_sum", "centroid_offset", "edge_mass",
                                                               "sigma_major", "sigma_minor", "theta", "losses"}
     p = Pool.load(out, scale=4, include_outliers=True)
     assert len(p.kernel_ids(4)) == 2 and len(p.noise_ids()) == len(ids)
@@ -75,17 +75,13 @@ def test_build_resume_and_load(photos, tmp_path):
     r4 = CliRunner().invoke(degradekit, ["pool", "info", str(out)])
     assert r4.exit_code == 0 and "astro-" in r4.output and "sigma" in r4.output
 
-
-def test_same_pool_whatever_the_worker_count(photos, tmp_path):
-    a, b = tmp_path / "A", tmp_path / "B"
-    assert _build(photos, a, "--workers", "1", "--scale", "2").exit_code == 0
-    r = _build(photos, b, "--workers", "2", "--scale", "2")
-    assert r.exit_code == 0, r.output
-    assert (a / "kernels.npz").read_bytes() == (b / "kernels.npz").read_bytes()
-    assert (a / "pool.json").read_bytes() == (b / "pool.json").read_bytes()
-    assert Pool.load(a).digest() == Pool.load(b).digest()
-    with pytest.raises(PoolError, match="no kernels for x4"):
-        Pool.load(a, scale=4)
+    # two worker processes build the same bytes as one
+    two = tmp_path / "two"
+    r5 = _build(photos, two, "--workers", "2", "--noise-var-max", "0.5")
+    assert r5.exit_code == 0, r5.output
+    assert (two / "kernels.npz").read_bytes() == (out / "kernels.npz").read_bytes()
+    assert (two / "pool.json").read_bytes() == (out / "pool.json").read_bytes()
+    assert Pool.load(two).digest() == Pool.load(out).digest()
 
 
 def test_noise_only_pool_and_option_errors(photos, tmp_path):
