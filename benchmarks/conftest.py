@@ -20,7 +20,9 @@ numba.set_num_threads(1)
 
 def pytest_collect_file(file_path, parent):
     # The suites are named bench_*.py so that the default `pytest` run (testpaths = tests) never sees them.
-    if file_path.suffix == ".py" and file_path.name.startswith("bench_"):
+    # (A file named on the command line is collected by pytest itself: do not collect it twice.)
+    if (file_path.suffix == ".py" and file_path.name.startswith("bench_")
+            and not parent.session.isinitpath(file_path)):
         return pytest.Module.from_parent(parent, path=file_path)
     return None
 
@@ -43,25 +45,31 @@ def img400(hr400) -> np.ndarray:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    """Print median(ours) / median(baseline) for every benchmark group that has both."""
+    """Print, per benchmark group, the medians of ``ours`` and ``baseline`` and their ratio, plus the ratio of
+    the interleaved timing that the engine benches record in extra_info (robust to load changes)."""
     session = getattr(config, "_benchmarksession", None)
     if session is None or getattr(session, "disabled", True):
         return
-    groups: dict[str, dict[str, float]] = {}
+    groups: dict[str, dict] = {}
     for bench in getattr(session, "benchmarks", []):
         stats = getattr(bench, "stats", None)
         if stats is None or not bench.group:
             continue
         role = "baseline" if "baseline" in bench.name else "ours"
-        groups.setdefault(bench.group, {})[role] = stats.median
-    rows = [(g, r["ours"], r.get("baseline")) for g, r in sorted(groups.items()) if "ours" in r]
+        g = groups.setdefault(bench.group, {})
+        g[role] = stats.median
+        extra = getattr(bench, "extra_info", None) or {}
+        if "interleaved_ours_ms" in extra:
+            g["inter"] = extra["interleaved_ours_ms"] / extra["interleaved_baseline_ms"]
+    rows = [(name, g) for name, g in sorted(groups.items()) if "ours" in g]
     if not rows:
         return
     tr = terminalreporter
-    tr.write_sep("-", "degradekit engine: medians, ours vs the best single OpenCV/NumPy primitive")
-    tr.write_line(f"{'group':38s} {'ours ms':>9s} {'baseline ms':>12s} {'ratio':>6s}")
-    for g, ours, base in rows:
-        if base is None:
-            tr.write_line(f"{g:38s} {ours * 1e3:9.2f} {'-':>12s} {'-':>6s}")
-        else:
-            tr.write_line(f"{g:38s} {ours * 1e3:9.2f} {base * 1e3:12.2f} {ours / base:6.2f}")
+    tr.write_sep("-", "benchmark medians: ours vs the best single OpenCV/NumPy primitive (where a group has one)")
+    tr.write_line(f"{'group':40s} {'ours ms':>9s} {'baseline ms':>12s} {'ratio':>6s} {'interleaved':>12s}")
+    for name, g in rows:
+        base = g.get("baseline")
+        b = f"{base * 1e3:12.2f}" if base else f"{'-':>12s}"
+        r = f"{g['ours'] / base:6.2f}" if base else f"{'-':>6s}"
+        i = f"{g['inter']:12.2f}" if "inter" in g else f"{'-':>12s}"
+        tr.write_line(f"{name:40s} {g['ours'] * 1e3:9.2f} {b} {r} {i}")

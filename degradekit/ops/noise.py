@@ -1,15 +1,21 @@
 """Additive noise: Gaussian and Poisson (colour or gray), and pool noise patches.
 
-Randomness: each public function takes an integer ``seed`` and draws with ``np.random.default_rng(seed)``;
-the Numba kernels below receive the drawn numbers as arrays and draw nothing.
+Randomness: each public function takes an integer ``seed`` and draws with ``np.random.default_rng(seed)``
+(uniforms with ``random()``, raw 64-bit words with ``bit_generator.random_raw``); the Numba kernels below
+receive the drawn numbers as arrays and draw nothing.
+
+Gaussian: exact N(0, 1) samples from a 256-layer ziggurat run in Numba on the raw words (``standard_normal``),
+~2.5x faster than numpy's float32 ``standard_normal`` here; add and clip fused.
 
 Poisson sampling is exact and fast: after ``I = round(255 img) / 255`` the Poisson rate ``I * vals`` takes at
 most 256 distinct values, so one float64 inverse-CDF table per intensity level present is built once per call,
-and each pixel inverts one uniform from ``rng.random()`` with a guide-table search (~1-2 comparisons). The
-table for rate lam holds P(N <= n) for n = 0, 1, ... until adding P(N = n) no longer changes the float64 sum
-beyond the mode; its last entry is then treated as 1, i.e. the upper tail beyond that point (a mass below
-~1e-16) is truncated onto the last entry. Otherwise the sampler is the exact Poisson distribution (up to float64
-rounding of the CDF). This replaces ``rng.poisson`` (~30 ms at 400x400x3) by ~3 ms, most of it ``rng.random``.
+and each pixel inverts one uniform from ``rng.random()`` with a guide-table search (256 buckets per level; ~99%
+of draws resolve with two branch-free comparisons). The table for rate lam holds P(N <= n) for n = 0, 1, ...
+until, past the mode, adding P(N = n) no longer changes the float64 sum; its last entry is then treated as 1,
+i.e. the upper tail beyond it (a mass of float64-rounding size, < 1e-15) is moved onto the last entry.
+Otherwise the sampler is the exact Poisson distribution (up to float64 rounding of the CDF). The unique-level
+count for the ``vals`` rule is a 256-bin histogram filled in the same pass that rounds the levels.
+At 400x400x3 this takes ~6 ms where ``rng.poisson`` alone takes ~30 ms.
 """
 
 from __future__ import annotations
