@@ -27,7 +27,7 @@ def pool():
 @click.option("--scale", type=click.Choice(["2", "4"]), default="4", show_default=True,
               help="4: x2 kernels and the x4 kernels composed from them; 2: x2 kernels only.")
 @click.option("--iters", type=click.IntRange(50, 100000), default=3000, show_default=True,
-              help="KernelGAN iterations per image at most (early stopping ends most runs near 1000-1750).")
+              help="KernelGAN iterations per image at most (early stopping ends most runs after 650-1150).")
 @click.option("--no-early-stop", is_flag=True, help="Always run --iters iterations.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
               help="Seed; each image's seed derives from it and the image's sha256.")
