@@ -322,14 +322,25 @@ def _poisson_draw(u, row, cdf, offsets, guide):
     return lo
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _level_values():
+    """level / 255 in float32 for the 256 levels (the exact quotients, without a division per pixel)."""
+    t = np.empty(256, np.float32)
+    for lv in range(256):
+        t[lv] = np.float32(lv) / np.float32(255.0)
+    return t
+
+
 @njit(cache=True, nogil=True)
 def _poisson_add(img, levels, u, lut, cdf, offsets, guide, vals, scale, out):
     """Colour: out = clip(img + scale * (N / vals - level / 255), 0, 1), N = inverse CDF of u in the table of
     the element's level. img/out flat float32, levels flat uint8, u flat float64, all of one length."""
+    inv_vals = np.float32(1.0) / vals  # vals is a power of two: n * inv_vals == n / vals exactly
+    level_f = _level_values()
     for i in range(img.shape[0]):
         lv = levels[i]
         n = _poisson_draw(u[i], lut[lv], cdf, offsets, guide)
-        noise = np.float32(n) / vals - np.float32(lv) / np.float32(255.0)
+        noise = np.float32(n) * inv_vals - level_f[lv]
         v = img[i] + scale * noise
         out[i] = min(max(v, np.float32(0.0)), np.float32(1.0))
 
@@ -337,10 +348,12 @@ def _poisson_add(img, levels, u, lut, cdf, offsets, guide, vals, scale, out):
 @njit(cache=True, nogil=True)
 def _poisson_add_gray(img, levels, u, lut, cdf, offsets, guide, vals, scale, out):
     """Gray: one field from the gray levels (flat, n), broadcast to the three channels of img/out (flat, 3n)."""
+    inv_vals = np.float32(1.0) / vals
+    level_f = _level_values()
     for i in range(levels.shape[0]):
         lv = levels[i]
         n = _poisson_draw(u[i], lut[lv], cdf, offsets, guide)
-        noise = scale * (np.float32(n) / vals - np.float32(lv) / np.float32(255.0))
+        noise = scale * (np.float32(n) * inv_vals - level_f[lv])
         for ch in range(3):
             v = img[3 * i + ch] + noise
             out[3 * i + ch] = min(max(v, np.float32(0.0)), np.float32(1.0))
