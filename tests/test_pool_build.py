@@ -91,6 +91,11 @@ def test_noise_only_pool_and_option_errors(photos, tmp_path):
     with pytest.raises(PoolError, match=r"no kernels for x4 .*--no-kernels"):
         Pool.load(out, scale=4)
     assert len(Pool.load(out).noise_ids()) > 0
+    import torch
+
+    if not torch.cuda.is_available():
+        r = _build(photos, tmp_path / "G", "--device", "cuda")
+        assert r.exit_code == 1 and "no CUDA device" in r.output and not (tmp_path / "G").exists()
     r = _build(photos, tmp_path / "X", "--no-kernels", "--no-noise")
     assert r.exit_code == 2 and "nothing to build" in r.output
     r = CliRunner().invoke(degradekit, ["pool", "build", "--src", str(tmp_path / "nowhere"), "--out",
