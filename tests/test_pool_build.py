@@ -71,6 +71,16 @@ def test_build_resume_and_load(photos, tmp_path):
     meta3 = json.loads((out / "pool.json").read_text())
     assert meta3["counts"]["noise_patches"] == 0 and len(list((out / "noise").iterdir())) == 0
 
+    # --scale 2 reuses the kernels (x2 only in the pool), nothing is re-estimated
+    r6 = _build(photos, out, "--workers", "1", "--noise-var-max", "0.5", "--scale", "2")
+    assert r6.exit_code == 0 and "resuming: 3 of 3" in r6.output
+    assert {f.name: f.stat().st_mtime_ns for f in (out / "kernels").iterdir()} == stamp
+    with pytest.raises(PoolError, match="no kernels for x4"):
+        Pool.load(out, scale=4)
+    assert len(Pool.load(out, scale=2, include_outliers=True).kernel_ids(2)) == 2
+    r7 = _build(photos, out, "--workers", "1", "--noise-var-max", "0.5")  # back to --scale 4 for what follows
+    assert r7.exit_code == 0
+
     # `pool info` summarises it
     r4 = CliRunner().invoke(degradekit, ["pool", "info", str(out)])
     assert r4.exit_code == 0 and "astro-" in r4.output and "sigma" in r4.output

@@ -55,7 +55,8 @@ class BuildSettings:
             raise ValueError(f"device must be cpu or cuda, got {self.device!r}")
 
     def kernel_key(self) -> dict:
-        return {"scale": self.scale, "seed": self.seed, "kernelgan": asdict(self.kernelgan), "device": self.device}
+        # no scale: every record holds the x2 kernel and the x4 one composed from it (switching --scale reuses them)
+        return {"seed": self.seed, "kernelgan": asdict(self.kernelgan), "device": self.device}
 
     def noise_key(self) -> dict:
         return asdict(self.noise_cfg)
@@ -182,9 +183,8 @@ def _kernel_for(img, iid, rel, sha, out: Path, settings: BuildSettings) -> dict:
     rec = {"id": iid, "source": {"path": rel, "sha256": sha}, "seed": seed, "iters": est.iters,
            "stopped_early": est.stopped_early, "seconds": round(est.seconds, 2),
            "schedule": {k: v for k, v in est.schedule.items() if k != "changes"}, "quality": q,
-           "outlier": bool(q["outlier"]), "raw": est.raw.tolist(), "x2": est.kernel.tolist()}
-    if settings.scale == 4:
-        rec["x4"] = kernel_x4_from_x2(est.kernel).tolist()
+           "outlier": bool(q["outlier"]), "raw": est.raw.tolist(), "x2": est.kernel.tolist(),
+           "x4": kernel_x4_from_x2(est.kernel).tolist()}
     _atomic_write(out / "kernels" / f"{iid}.json", _json_bytes(rec))
     return dict(kernel=iid, kernel_reason=None, kernel_key=settings.kernel_key())
 
