@@ -177,6 +177,11 @@ def test_shards_content_replays_and_webdataset_reads(reference, photos):
     assert len(samples) == 24
     assert {k for k in samples[0] if not k.startswith("__")} == {"hr.png", "json", "lr0.png", "lr1.png"}
     assert [s["__key__"] for s in samples] == [f"{i:09d}" for i in range(24)]
+    # ... and its stock decoders (Pillow) read our PNGs and JSON
+    dec = next(iter(wds.WebDataset(urls[:1], shardshuffle=False).decode("rgb8")))
+    assert dec["json"]["key"] == "000000000"
+    np.testing.assert_array_equal(dec["hr.png"], decode_png(samples[0]["hr.png"]))
+    np.testing.assert_array_equal(dec["lr1.png"], decode_png(samples[0]["lr1.png"]))
 
 
 def test_rerun_same_command_is_a_noop_and_bytes_repeat(reference, photos, tmp_path):
