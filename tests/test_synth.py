@@ -228,8 +228,15 @@ def test_sigkill_mid_run_then_resume_gives_identical_bytes(tmp_path):
     done_before = sorted(p.name for p in out.glob("shard-*.tar"))
     assert 3 <= len(done_before) < 60, done_before  # killed mid-run (4 x 9 x 11 = 396 samples / 6 = 66 shards)
     assert not (out / "manifest.json").exists()
+    # resume takes finished shards' rows from their sidecars; one without a sidecar is re-checked, and a
+    # damaged one (truncated here) is rendered again
+    (out / ".degradekit" / "shards" / "shard-000000.tar.json").unlink()
+    (out / ".degradekit" / "shards" / "shard-000001.tar.json").unlink()
+    data = (out / "shard-000001.tar").read_bytes()
+    (out / "shard-000001.tar").write_bytes(data[: len(data) // 2])
     r = CliRunner().invoke(cli, ["synth", "--out", str(out), *args])
     assert r.exit_code == 0, r.output
+    assert "shard-000001.tar" in r.output and "rendering shard-000001.tar again" in r.output
     assert not [p for p in out.iterdir() if ".tmp" in p.name]
     clean = tmp_path / "clean"
     assert CliRunner().invoke(cli, ["synth", "--out", str(clean), *args]).exit_code == 0

@@ -150,5 +150,26 @@ def render_shard(plan: Plan, shard: int, out_dir, pool=None, progress=None, timi
     except BaseException:
         w.abort()
         raise
-    return {"name": path.name, "index": shard, "first": rng_.start, "samples": len(rng_), "bytes": size,
-            "sha256": sha}
+    row = {"name": path.name, "index": shard, "first": rng_.start, "samples": len(rng_), "bytes": size,
+           "sha256": sha}
+    _write_sidecar(Path(out_dir), row)
+    return row
+
+
+def sidecar_path(out_dir, name: str):
+    """``OUT/.degradekit/shards/NAME.json``: the manifest row of a finished shard, written right after it."""
+    from pathlib import Path
+
+    return Path(out_dir) / ".degradekit" / "shards" / (name + ".json")
+
+
+def _write_sidecar(out_dir, row: dict) -> None:
+    # Lets a resumed run take the rows of finished shards without re-reading them (terabytes on a big run).
+    # Written after the shard's rename: a crash in between only costs re-hashing that one shard on resume.
+    import os
+
+    p = sidecar_path(out_dir, row["name"])
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(row, sort_keys=True))
+    os.replace(tmp, p)

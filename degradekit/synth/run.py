@@ -421,14 +421,13 @@ def _run(source_set, settings, out, workers, part, strict, pool_path, progress, 
                     p.unlink()
                 except OSError:
                     pass
-    done = [s for s in mine if (out / shard_name(s)).is_file()]
-    todo = [s for s in mine if s not in set(done)]
     rows: dict[int, dict] = {}
-    for s in done:
-        size, sha = file_sha256(out / shard_name(s))
-        r = plan.shard_range(s)
-        rows[s] = {"name": shard_name(s), "index": s, "first": r.start, "samples": len(r), "bytes": size,
-                   "sha256": sha}
+    for s in mine:
+        row = _finished_row(out, plan, s, log)
+        if row is not None:
+            rows[s] = row
+    done = sorted(rows)
+    todo = [s for s in mine if s not in rows]
 
     pairs = sum(len(plan.shard_range(s)) for s in todo) * settings.variants
     result = RunResult(out / "manifest.json", {}, rendered=list(todo), resumed=done)
@@ -469,6 +468,35 @@ def _run(source_set, settings, out, workers, part, strict, pool_path, progress, 
     result.degrade_seconds = timings["degrade"]
     result.render_cpu_seconds = timings["cpu"]
     return result
+
+
+def _finished_row(out: Path, plan: Plan, s: int, log) -> dict | None:
+    """The manifest row of shard ``s`` if it is already complete in OUT, else None.
+
+    A shard exists under its final name only once complete; its row comes from the sidecar written right after
+    it (no re-reading). Without a matching sidecar (a crash between the two) the shard is hashed and its
+    structure checked; a damaged one is deleted and rendered again."""
+    from .render import sidecar_path
+    from .shards import verify_shard
+
+    path = out / shard_name(s)
+    if not path.is_file():
+        return None
+    r = plan.shard_range(s)
+    want = {"name": path.name, "index": s, "first": r.start, "samples": len(r)}
+    try:
+        row = json.loads(sidecar_path(out, path.name).read_text())
+        if all(row.get(k) == v for k, v in want.items()) and row.get("bytes") == path.stat().st_size:
+            return row
+    except (OSError, ValueError):
+        pass
+    problems = verify_shard(path, samples=len(r), variants=plan.settings.variants, first_index=r.start)
+    if problems:
+        log(f"warning: {problems[0]}; rendering {path.name} again")
+        path.unlink()
+        return None
+    size, sha = file_sha256(path)
+    return {**want, "bytes": size, "sha256": sha}
 
 
 def _render_parallel(plan, todo, out, ex, q, pool_path, prog, rows, timings):
