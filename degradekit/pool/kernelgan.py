@@ -44,7 +44,8 @@ G_KERNEL_SIZE = sum(G_STRUCT) - len(G_STRUCT) + 1  # 13: receptive field of the 
 class KernelGANConfig:
     """KernelGAN hyper-parameters: the paper/code values, except a compressed schedule (ours: lr / 10 every
     400 iterations instead of 750, bicubic weight / 100 every 100 instead of 200 -- the same phases in about half
-    the iterations, measured equally accurate) and early stopping.
+    the iterations, measured equally accurate), two crops per step instead of one (`batch`, measured: median
+    +8.5 instead of +7.2 dB over bicubic, fewer runs that drift wide, 1.3x the CPU) and early stopping.
 
     iters: maximum number of iterations (3000 in the original); early stopping usually ends far sooner.
     min_iters: never stop before this many iterations.
@@ -60,7 +61,7 @@ class KernelGANConfig:
     stop_tol: float = 0.05
     early_stop: bool = True
     crop: int = 64
-    batch: int = 1
+    batch: int = 2
     channels: int = 64
     lr: float = 2e-4
     beta1: float = 0.5
