@@ -1,7 +1,6 @@
 """Pool folder loading/validation and the RealSR pipeline (alignment, replay, determinism, engine hooks)."""
 import hashlib
 import json
-import math
 
 import numpy as np
 import pytest
