@@ -185,7 +185,7 @@ class Pool:
                 raise PoolError(self.path, f"{f.relative_to(self.path)} is corrupt ({_one_line(e)})") from None
             arr = zero_mean(img)
             arr.setflags(write=False)
-            if len(self._noise_cache) < 256:
+            if len(self._noise_cache) < 64:  # <= ~50 MB of 256x256 float32 patches per process
                 self._noise_cache[id] = arr
         return arr
 
