@@ -31,7 +31,7 @@ SEED_BOUND = 2 ** 53
 
 # ------------------------------------------------------------------------------------------------- sampling
 
-def _check_pool(config: DegradeConfig, pool) -> None:
+def check_pool(config: DegradeConfig, pool) -> None:
     """Pool probabilities > 0 need a pool with ids; checked before anything is drawn."""
     used = set()
     for i in range(1, config.order + 1):
@@ -93,7 +93,7 @@ def sample(rng: np.random.Generator, config: DegradeConfig, pool=None) -> Degrad
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
     validate_config(config)
-    _check_pool(config, pool)
+    check_pool(config, pool)
     stages = []
     for i in range(1, config.order + 1):
         st = stage_config(config, i)

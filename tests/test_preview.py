@@ -134,3 +134,46 @@ def test_cli_errors(tmp_path):
 def test_help():
     r = CliRunner().invoke(degradekit, ["preview", "--help"])
     assert r.exit_code == 0 and "--stats" in r.output
+
+
+# ------------------------------------------------------------------ --pool
+@pytest.fixture(scope="module")
+def pool_dir(tmp_path_factory):
+    from test_pool_realsr import _noise_patch, make_pool
+
+    from degradekit.kernels import gaussian_kernel
+
+    ks = [gaussian_kernel(13, 1.6, 0.9, 0.5), gaussian_kernel(13, 1.2, 1.2, 0.0)]
+    return make_pool(tmp_path_factory.mktemp("pool") / "P", ks, [_noise_patch(0)])
+
+
+def test_cli_pool_sheets(tmp_path, pool_dir):
+    out = tmp_path / "pool.png"
+    r = CliRunner().invoke(degradekit, ["preview", "--pool", str(pool_dir), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    kernels, noise = tmp_path / "pool-kernels.png", tmp_path / "pool-noise.png"
+    assert _read(kernels).ndim == 3 and _read(noise).ndim == 3
+
+
+def test_cli_pool_in_stage_config(tmp_path, pool_dir, hr):
+    # a stage config that always takes pool kernels and pool noise: the sheet's records name pool items
+    src = tmp_path / "img.png"
+    cv2.imwrite(str(src), hr[..., ::-1])
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[[stages]]\n[stages.kernel]\npool_prob = 1.0\n[stages.noise]\npool_prob = 1.0\n"
+                   "[[stages]]\n")
+    out = tmp_path / "sheet.png"
+    r = CliRunner().invoke(degradekit, ["preview", str(src), "--config", str(cfg), "--pool", str(pool_dir),
+                                        "--seeds", "1", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "stages.0.blur.pool_id" in r.output and "stages.0.noise.pool_id" in r.output
+    r = CliRunner().invoke(degradekit, ["preview", str(src), "--config", str(cfg), "--seeds", "1",
+                                        "--out", str(out)])
+    assert r.exit_code != 0 and "pool" in r.output  # pool_prob > 0 without --pool: a clear error
+
+
+def test_cli_bad_pool(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = CliRunner().invoke(degradekit, ["preview", "--pool", str(empty), "--out", str(tmp_path / "o.png")])
+    assert r.exit_code != 0 and str(empty) in r.output and "\n" not in r.output.strip()

@@ -82,6 +82,13 @@ def preview(img, sample_name, config_file, preset_name, scale, order, seeds, fir
             pool = Pool.load(pool_dir, scale=cfg.scale)
         except PoolError as e:
             raise click.ClickException(str(e)) from None
+    from degradekit.pipeline import check_pool
+
+    try:
+        check_pool(cfg, pool)  # before any work: a config that needs a pool gets one
+    except ValueError as e:
+        where = config_file or f"--preset {preset_name}"
+        raise click.ClickException(f"{where}: {e}{'' if pool is not None else ' (add --pool POOL/)'}") from None
 
     if stats is not None:
         if img is not None or sample_name is not None:
