@@ -18,12 +18,7 @@ TINY = ["--num-feat", "8", "--num-block", "1", "--num-grow-ch", "4", "--batch-si
         "--workers", "0", "--no-tensorboard", "--device", "cpu"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,7 @@ from test_trainer_fixtures import make_shards
 from trainer.data import (DataPosition, ShardDataset, ShardError, decode_pair, expand_urls, iter_raw_samples,
                           iter_val_pairs, paired_crop)
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # small tensors: extra threads only add contention on a shared CI box
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 

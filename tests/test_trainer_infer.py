@@ -23,13 +23,7 @@ def _net(scale, seed=0, gain=1.0):
     return net
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny nets: extra threads only add contention on a shared CI box
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.mark.parametrize(("scale", "size", "tile", "pad"),

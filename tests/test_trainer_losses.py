@@ -17,13 +17,7 @@ from trainer.metrics import psnr, rgb_to_y, ssim
 
 DATA = Path(__file__).parent / "data"
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # small tensors: extra threads only add contention on a shared CI box
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 

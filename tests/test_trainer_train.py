@@ -17,13 +17,7 @@ from trainer.config import preset
 from trainer.train import TrainingError, fit
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny nets: threads only add contention on a shared CI box; results do not depend on it
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
