@@ -15,8 +15,10 @@ import click
 @click.option("--pool", "pool_path", default=None, type=click.Path(file_okay=False),
               help="Pool folder, if it moved since synthesis (its digest must still match).")
 def replay(folder, keys, spread, source, stored_hr, pool_path):
-    """Re-render samples KEYS (e.g. 000000042 or 42) of the dataset in FOLDER from their JSON records and
-    compare with the stored bytes: source sha256, HR crop, every LR's parameters and bytes. Exit status 0 when
+    """Re-render samples from their JSON records and check the bytes match.
+
+    KEYS (e.g. 000000042 or 42) name samples of the dataset in FOLDER; each is re-rendered and compared
+    with the stored bytes: source sha256, HR crop, every LR's parameters and bytes. Exit status 0 when
     everything matches, 1 otherwise."""
     from degradekit.imageio import ImageError
     from degradekit.synth.manifest import ManifestError, load_manifest
