@@ -95,8 +95,16 @@ def preview(img, sample_name, config_file, preset_name, scale, order, seeds, fir
             raise click.ClickException("--stats samples parameters only: give no IMG/--sample with it")
         from degradekit.pipeline import sample
 
+        from degradekit.progress import Progress
+
         rng = np.random.default_rng(first_seed)
-        records = [sample(rng, cfg, pool).to_dict() for _ in range(stats)]
+        prog = Progress(stats, "sampling", unit="record")
+        records = []
+        for i in range(stats):
+            records.append(sample(rng, cfg, pool).to_dict())
+            if i % 1000 == 999 or i == stats - 1:
+                prog.update(i + 1 - prog.n)
+        prog.close()
         write_png(out, pv.param_histograms(records))
         click.echo(f"wrote {out}: histograms of {stats} parameter records")
         return
