@@ -14,14 +14,13 @@ import io
 import json
 import os
 import re
-import sys
-import time
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..progress import Progress
 from . import POOL_FORMAT, POOL_VERSION, PoolError
 from .kernelgan import KernelGANConfig
 from .noise import NoiseConfig
@@ -201,35 +200,6 @@ def _work(args) -> dict:
     return _process(*args)
 
 
-# ------------------------------------------------------------------------------------------- progress
-class _Progress:
-    """tqdm bar on a terminal, plain lines otherwise (CI logs, pipes)."""
-
-    def __init__(self, total: int, desc: str, stream=None):
-        self.stream = stream or sys.stderr
-        self.total, self.n, self.t0 = total, 0, time.perf_counter()
-        self.bar = None
-        if getattr(self.stream, "isatty", lambda: False)():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=desc, unit="img", file=self.stream)
-
-    def update(self, note: str) -> None:
-        self.n += 1
-        if self.bar is not None:
-            self.bar.set_postfix_str(note[:40], refresh=False)
-            self.bar.update(1)
-        else:
-            el = time.perf_counter() - self.t0
-            eta = el / self.n * (self.total - self.n)
-            print(f"pool build: {self.n}/{self.total} {note} ({el:.0f} s, ETA {eta:.0f} s)", file=self.stream,
-                  flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 # --------------------------------------------------------------------------------------------- build
 def build_pool(sources: list[tuple[Path, str]], out, settings: BuildSettings, *, workers: int = 1,
                echo=None, stream=None) -> dict:
@@ -268,7 +238,7 @@ def build_pool(sources: list[tuple[Path, str]], out, settings: BuildSettings, *,
     if n_done:
         echo(f"resuming: {n_done} of {len(seen)} images already done")
 
-    prog = _Progress(len(todo), "pool build", stream)
+    prog = Progress(len(todo), "pool build", unit="image", stream=stream, every=0)  # a line per photo
     try:
         if todo:
             nw = max(1, min(int(workers), len(todo)))
@@ -283,7 +253,7 @@ def build_pool(sources: list[tuple[Path, str]], out, settings: BuildSettings, *,
                     futs = [ex.submit(_work, t) for t in todo]
                     for f in cf.as_completed(futs):
                         m = f.result()
-                        prog.update(_note(m))
+                        prog.update(1, _note(m))
     finally:
         prog.close()
     meta = assemble(out, entries, settings)
@@ -297,7 +267,7 @@ def _run_inline(todo, device, prog) -> None:
     try:
         _init_worker(device)
         for t in todo:
-            prog.update(_note(_process(*t)))
+            prog.update(1, _note(_process(*t)))
     finally:
         torch.set_num_threads(old)
 

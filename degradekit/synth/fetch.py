@@ -20,9 +20,7 @@ import http.client
 import json
 import os
 import shutil
-import sys
 import tarfile
-import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -30,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ..imageio import IMAGE_EXTENSIONS
+from ..progress import Progress
 
 __all__ = ["Archive", "ARCHIVES", "DATASET_ARCHIVES", "FetchError", "fetch_dataset", "archive_url"]
 
@@ -91,38 +90,6 @@ def _save_checksum(root: Path, filename: str, size: int, sha: str) -> None:
     os.replace(tmp, p)
 
 
-class _Bar:
-    """tqdm bar on a terminal; plain lines every 10 s otherwise."""
-
-    def __init__(self, total, initial, desc, stream=None):
-        self.stream = stream or sys.stderr
-        self.total, self.n, self.t0, self.last, self.desc = total, initial, time.monotonic(), 0.0, desc
-        self.n0 = initial
-        self.bar = None
-        if hasattr(self.stream, "isatty") and self.stream.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
-                            file=self.stream)
-
-    def update(self, n):
-        self.n += n
-        if self.bar is not None:
-            self.bar.update(n)
-            return
-        now = time.monotonic()
-        if now - self.last >= 10.0:
-            self.last = now
-            rate = (self.n - self.n0) / max(now - self.t0, 1e-9)
-            tot = f"/{self.total / 1e6:.1f}" if self.total else ""
-            eta = f", ETA {int((self.total - self.n) / rate)} s" if self.total and rate > 0 else ""
-            print(f"{self.desc}: {self.n / 1e6:.1f}{tot} MB, {rate / 1e6:.2f} MB/s{eta}", file=self.stream, flush=True)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-
-
 def download(url: str, dest: Path, *, expected_size: int | None = None, log=None, timeout: float = 60.0) -> Path:
     """Download ``url`` to ``dest`` through ``dest.part``, resuming a partial file with an HTTP Range request."""
     part = dest.with_name(dest.name + ".part")
@@ -163,7 +130,7 @@ def download(url: str, dest: Path, *, expected_size: int | None = None, log=None
             total = length
         if expected_size is not None and total is not None and total != expected_size:
             raise FetchError(f"{url}: server announces {total} bytes, the archive is {expected_size} bytes")
-        bar = _Bar(total, have, dest.name)
+        bar = Progress(total, dest.name, unit="B", unit_scale=True, initial=have)
         got = have
         try:
             with open(part, mode) as f:
