@@ -276,3 +276,77 @@ def test_encode_png_level1_bytes_are_pinned():
 
 
 PINNED_LEVEL1_SHA256 = "46d9a588616feaa3d96ed7853e30413eb893b59c81be054334c624e47d439eb0"
+
+
+def _png_with_filters(img: np.ndarray, filters, extra_chunks=()) -> bytes:
+    """A plain 8-bit RGB PNG whose row r uses filter type filters[r % len(filters)] (reference NumPy filters)."""
+    from degradekit.imageio import _chunk
+
+    h, w, _ = img.shape
+    r = img.reshape(h, w * 3).astype(np.int32)
+    rows = []
+    for y in range(h):
+        ft = filters[y % len(filters)]
+        up = r[y - 1] if y else np.zeros_like(r[y])
+        left = np.concatenate([np.zeros(3, np.int32), r[y, :-3]])
+        ul = np.concatenate([np.zeros(3, np.int32), up[:-3]])
+        if ft == 4:
+            p = left + up - ul
+            pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - ul)
+            pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, ul))
+        else:
+            pred = [np.zeros_like(left), left, up, (left + up) // 2][ft]
+        rows.append(np.concatenate([[ft], (r[y] - pred) & 255]).astype(np.uint8))
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + b"".join(_chunk(t, d) for t, d in extra_chunks)
+            + _chunk(b"IDAT", zlib.compress(np.concatenate(rows).tobytes())) + _chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 1), (9, 2), (31, 23)])
+def test_plain_png_fast_path_equals_pillow(shape):
+    """8-bit RGB PNGs (every filter type) take the Numba inflate + unfilter path; pixels equal Pillow's."""
+    from degradekit.imageio import _decode_plain_png, check_image
+
+    img = np.random.default_rng(3).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    data = _png_with_filters(img, [0, 1, 2, 3, 4, 4, 3, 1], [(b"tEXt", b"Software\0test"), (b"pHYs", bytes(9))])
+    fast = _decode_plain_png(data, 10**8)
+    assert fast is not None
+    np.testing.assert_array_equal(fast, img)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), img)
+    np.testing.assert_array_equal(decode_image(data, "x.png"), img)
+    assert check_image(data, "x.png") == shape
+    assert decode_image(data, "x.png").flags.writeable
+
+
+def test_plain_png_fast_path_defers_to_pillow():
+    """Anything unusual (orientation text, tRNS, bad CRC, truncation, bad filter byte) is left to Pillow,
+    which decides (same pixels or the same one-line error as before)."""
+    from degradekit.imageio import _chunk, _decode_plain_png, check_image
+
+    img = np.random.default_rng(4).integers(0, 256, (12, 10, 3), dtype=np.uint8)
+    good = _png_with_filters(img, [4])
+    assert _decode_plain_png(good, 10**8) is not None
+    assert _decode_plain_png(good, 100) is None  # over the pixel limit: Pillow's path raises the usual error
+    with pytest.raises(ImageError, match="exceeds the limit"):
+        check_image(good, "big.png", max_pixels=100)
+    xmp = b'<x:xmpmeta><rdf:Description tiff:Orientation="6"/></x:xmpmeta>'
+    for extra in [(b"tEXt", b"Raw profile type exif\0..."), (b"tEXt", b"XML:com.adobe.xmp\0" + xmp),
+                  (b"tRNS", b"\0\0\0\0\0\0")]:
+        assert _decode_plain_png(_png_with_filters(img, [4], [extra]), 10**8) is None
+    rotated = _png_with_filters(img, [4], [(b"tEXt", b"XML:com.adobe.xmp\0" + xmp)])
+    assert decode_image(rotated, "r.png").shape == (10, 12, 3)  # Pillow's XMP orientation is applied
+    assert check_image(rotated, "r.png") == (10, 12)
+    # A bad IDAT CRC: not the fast path; Pillow (which does not check it) still decodes.
+    i = good.index(b"IDAT")
+    bad_crc = bytearray(good)
+    bad_crc[i + 4] ^= 1
+    assert _decode_plain_png(bytes(bad_crc), 10**8) is None
+    # Truncated stream / bad filter byte: not the fast path, and Pillow's error as before.
+    raw = zlib.decompress(good[i + 4:good.index(b"IEND") - 8])
+    for payload in [zlib.compress(raw)[:-9], zlib.compress(b"\x07" + raw[1:])]:
+        data = good[:i - 4] + _chunk(b"IDAT", payload) + _chunk(b"IEND", b"")
+        assert _decode_plain_png(data, 10**8) is None
+        with pytest.raises(ImageError):
+            check_image(data, "t.png")
+        with pytest.raises(ImageError):
+            decode_image(data, "t.png")

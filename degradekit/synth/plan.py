@@ -1,7 +1,7 @@
 """The sample list, fixed before anything is rendered.
 
-`scan_source` decodes each source once (validating it and measuring its size, one image in memory at a
-time); `Plan` then enumerates every sample (source -> copy -> crop) as cumulative counts, so that a sample index
+`scan_source` validates each source completely and measures its size (``imageio.check_image``: a full decode,
+or for plain PNGs an inflate + checks without unfiltering; one image in memory at a time); `Plan` then enumerates every sample (source -> copy -> crop) as cumulative counts, so that a sample index
 maps to (source, copy, crop origin) in O(log n) without materialising a list of all samples. Shard ``s`` holds
 samples ``[s * shard_size, min((s + 1) * shard_size, n))``. Seeds come from (global seed, index, variant) only.
 """
@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..imageio import PNG_ENCODER, ImageError, decode_image
+from ..imageio import PNG_ENCODER, ImageError, check_image
 from .prepare import MIN_KERNEL, crop_origins, plan_copies
 
 __all__ = ["Settings", "SourceInfo", "Plan", "scan_source", "sample_seed", "variant_seed", "sources_hash"]
@@ -101,7 +101,7 @@ class SourceInfo:
 
 
 def scan_source(path: str, rel: str, max_pixels: int, min_size: int) -> SourceInfo:
-    """Read, hash and decode one source; a bad one comes back with ``reason`` (the ImageError text)."""
+    """Read, hash and validate one source; a bad one comes back with ``reason`` (the ImageError text)."""
     try:
         st = os.stat(path)
         with open(path, "rb") as f:
@@ -110,10 +110,9 @@ def scan_source(path: str, rel: str, max_pixels: int, min_size: int) -> SourceIn
         return SourceInfo(path, rel, reason=f"{path}: {e.strerror or e}")
     sha = hashlib.sha256(data).hexdigest()
     try:
-        img = decode_image(data, path, max_pixels=max_pixels)
+        h, w = check_image(data, path, max_pixels=max_pixels)  # validates fully (plain PNGs: inflate only)
     except ImageError as e:
         return SourceInfo(path, rel, len(data), sha, mtime_ns=st.st_mtime_ns, reason=str(e))
-    h, w = img.shape[:2]
     if min(h, w) < min_size:
         why = (f"too small for the largest blur kernel ({MIN_KERNEL} px)" if min_size == MIN_KERNEL
                else f"smaller than --min-size {min_size}")
