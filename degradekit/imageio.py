@@ -172,9 +172,32 @@ def check_image(data: bytes, path="<bytes>", *, max_pixels: int = DEFAULT_MAX_PI
     """(h, w) of the image :func:`decode_image` would return, raising the same :class:`ImageError` -- but a plain
     PNG is only inflated and checked, not unfiltered (the source scan validates every file before rendering)."""
     hw = _decode_plain_png(data, max_pixels, pixels=False) if len(data) else None
+    if hw is None and data[:3] == b"\xff\xd8\xff":
+        hw = _check_jpeg_draft(data, max_pixels)
     if hw is not None:
         return hw
     return decode_image(data, path, max_pixels=max_pixels).shape[:2]
+
+
+def _check_jpeg_draft(data, max_pixels: int) -> tuple[int, int] | None:
+    """(h, w) after EXIF orientation of a JPEG that decodes completely at 1/8 scale (libjpeg still entropy-decodes
+    every coefficient, so truncated or corrupt data fails as in a full decode, ~2.5x faster); None when anything
+    is unusual or fails -- the caller then runs the full decode, which decides and words the error."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+            if im.format != "JPEG" or im.mode not in ("RGB", "L", "CMYK"):
+                return None
+            w, h = im.size
+            if w * h > max_pixels or w == 0 or h == 0:
+                return None
+            im.draft(im.mode, ((w + 7) // 8, (h + 7) // 8))
+            im.load()
+            orientation = int(im.getexif().get(0x0112, 1) or 1)
+    except Exception:
+        return None
+    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
 
 
 def read_image(path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -350,3 +350,42 @@ def test_plain_png_fast_path_defers_to_pillow():
             check_image(data, "t.png")
         with pytest.raises(ImageError):
             decode_image(data, "t.png")
+
+
+def _jpeg_bytes(img, **kw) -> bytes:
+    buf = io.BytesIO()
+    (img if isinstance(img, Image.Image) else Image.fromarray(img)).save(buf, "JPEG", **kw)
+    return buf.getvalue()
+
+
+def test_check_image_agrees_with_decode_image_on_jpegs():
+    """The scan's 1/8-scale JPEG check accepts exactly what the full decode accepts (sizes after EXIF
+    orientation), on good, EXIF-rotated, gray, CMYK, progressive, truncated and corrupted JPEGs."""
+    from degradekit.imageio import check_image
+
+    img = np.random.default_rng(5).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    good = _jpeg_bytes(img, quality=90)
+    cases = [good, _jpeg_bytes(img, exif=exif.tobytes()), _jpeg_bytes(img[..., 0]), _jpeg_bytes(img, progressive=True),
+             _jpeg_bytes(Image.fromarray(img).convert("CMYK"))]
+    for cut in (len(good) // 3, len(good) // 2, len(good) - 40, len(good) - 2):
+        cases.append(good[:cut])
+    sos = good.index(b"\xff\xda")
+    for off in (40, 200, 600):
+        bad = bytearray(good)
+        bad[sos + off:sos + off + 4] = b"\xff\xd9\xff\xd9"  # an early end-of-image marker inside the scan
+        cases.append(bytes(bad))
+    outcomes = []
+    for data in cases:
+        try:
+            want = decode_image(data, "x.jpg").shape[:2]
+        except ImageError as e:
+            with pytest.raises(ImageError) as got:
+                check_image(data, "x.jpg")
+            assert str(got.value) == str(e)
+            outcomes.append("error")
+        else:
+            assert check_image(data, "x.jpg") == want
+            outcomes.append(want)
+    assert outcomes[1] == (56, 40) and "error" in outcomes  # both branches exercised
