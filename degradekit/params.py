@@ -19,6 +19,11 @@ def _drop_none(d: dict) -> dict:
     return {k: v for k, v in d.items() if v is not None}
 
 
+def _flat_dict(obj) -> dict:
+    """Fields of a dataclass whose fields are all plain values (dataclasses.asdict deep-copies: slower)."""
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+
+
 def _take(d, cls, where: str, *, required: tuple[str, ...]) -> dict:
     if not isinstance(d, dict):
         raise ParamsError(f"{where}: expected an object, got {type(d).__name__}")
@@ -77,7 +82,7 @@ class KernelParams:
     pool_id: str | None = None
 
     def to_dict(self) -> dict:
-        return _drop_none(dataclasses.asdict(self))
+        return _drop_none(_flat_dict(self))
 
     @classmethod
     def from_dict(cls, d, where: str = "kernel") -> "KernelParams":
@@ -108,7 +113,7 @@ class ResizeParams:
     size_ref: str
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return _flat_dict(self)
 
     @classmethod
     def from_dict(cls, d, where: str = "resize") -> "ResizeParams":
@@ -134,7 +139,7 @@ class NoiseParams:
     v: float | None = None
 
     def to_dict(self) -> dict:
-        return _drop_none(dataclasses.asdict(self))
+        return _drop_none(_flat_dict(self))
 
     @classmethod
     def from_dict(cls, d, where: str = "noise") -> "NoiseParams":
@@ -211,7 +216,7 @@ class UsmParams:
     threshold: float
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return _flat_dict(self)
 
     @classmethod
     def from_dict(cls, d, where: str = "usm") -> "UsmParams":

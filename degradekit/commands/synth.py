@@ -43,9 +43,9 @@ _EXIT_DOC = "Exit status: 0 all inputs used, 3 finished but some inputs were ski
 @click.option("--shard-size", type=click.IntRange(1, 10**7), default=1000, show_default=True,
               help="Samples per shard.")
 @click.option("--png-level", type=click.IntRange(0, 12), default=1, show_default=True,
-              help="libdeflate level of the stored PNGs (README, Performance): 1 is the measured best trade-off; "
-                   "0 stores them uncompressed (~1.7x bytes, no compression time); higher levels save a few % "
-                   "bytes for several times the time.")
+              help="PNG compression level (README, Performance): 1 (Paeth filter + our Huffman-only deflate coder) "
+                   "is the measured best trade-off; 0 stores the PNGs uncompressed (~1.7x bytes); 2-12 use "
+                   "libdeflate (Up filter): a few % fewer bytes for several times the time.")
 @click.option("--max-pixels", type=click.IntRange(1, None), default=100_000_000, show_default=True,
               help="Refuse source images larger than this (decompression bombs).")
 @click.option("--workers", type=click.IntRange(1, 1024), default=None,
