@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..progress import Progress
 from .manifest import build_manifest, tool_version, write_manifest
 from .plan import Plan, Settings, SourceInfo, scan_source, sources_hash
 from .render import SourceChanged, render_shard
@@ -85,53 +86,6 @@ def part_shards(n_shards: int, part: tuple[int, int] | None) -> list[int]:
 
 
 # ------------------------------------------------------------------------------------------------- progress
-
-class Progress:
-    """A tqdm bar (pairs/s, ETA) on a terminal, plain lines every ``every`` seconds otherwise, or nothing."""
-
-    def __init__(self, total: int, desc: str, *, mode: str = "auto", every: float = 10.0, stream=None,
-                 unit: str = "pair"):
-        self.total, self.desc, self.n, self.every, self.unit = total, desc, 0, every, unit
-        self.stream = stream or sys.stderr
-        self.t0 = self.last = time.monotonic()
-        tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.mode = ("bar" if tty else "lines") if mode == "auto" else mode
-        self.bar = None
-        if self.mode == "bar":
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=desc, unit=unit, file=self.stream, dynamic_ncols=True,
-                            smoothing=0.05)
-
-    def update(self, n: int) -> None:
-        self.n += n
-        if self.bar is not None:
-            self.bar.update(n)
-        elif self.mode == "lines":
-            now = time.monotonic()
-            if now - self.last >= self.every or self.n >= self.total:
-                self.last = now
-                print(self.line(), file=self.stream, flush=True)
-
-    def line(self) -> str:
-        dt = max(time.monotonic() - self.t0, 1e-9)
-        rate = self.n / dt
-        eta = (self.total - self.n) / rate if rate > 0 else float("inf")
-        pct = 100.0 * self.n / self.total if self.total else 100.0
-        return (f"{self.desc}: {self.n}/{self.total} {self.unit}s ({pct:.0f}%), {rate:.1f} {self.unit}s/s, "
-                f"ETA {_fmt_time(eta)}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _fmt_time(s: float) -> str:
-    if s == float("inf"):
-        return "?"
-    s = int(round(s))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
 
 # -------------------------------------------------------------------------------------------------- workers
 
@@ -431,7 +385,7 @@ def _run(source_set, settings, out, workers, part, strict, pool_path, progress, 
 
     pairs = sum(len(plan.shard_range(s)) for s in todo) * settings.variants
     result = RunResult(out / "manifest.json", {}, rendered=list(todo), resumed=done)
-    prog = Progress(pairs, "synth", mode=progress) if todo else None
+    prog = Progress(pairs, "synth", mode=progress, unit="pair") if todo else None
     peak_kb, timings = 0, {"encode": 0.0, "degrade": 0.0, "cpu": 0.0}
     try:
         nw = min(workers, len(todo))
