@@ -18,7 +18,6 @@ the level and the encoder version (:data:`PNG_ENCODER`), so shards are byte-repr
 from __future__ import annotations
 
 import io
-import os
 import struct
 import warnings
 import zlib
@@ -289,18 +288,9 @@ def decode_png(data: bytes) -> np.ndarray:
 
 def write_png(path, img: np.ndarray, level: int = 1) -> None:
     """Write ``uint8`` HxWx3 RGB to ``path`` as PNG (atomically: temporary name, then rename)."""
-    data = encode_png(img, level)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from .fsutil import atomic_write
+
+    atomic_write(path, encode_png(img, level))
 
 
 def _check_rgb8(img) -> None:

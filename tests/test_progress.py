@@ -31,3 +31,23 @@ def test_bytes_and_resume_and_off():
 def test_fmt_time():
     assert fmt_time(0) == "0m00s" and fmt_time(187) == "3m07s" and fmt_time(3720) == "1h02m"
     assert fmt_time(float("inf")) == "?"
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
+    import os
+
+    import pytest
+
+    from degradekit.fsutil import atomic_write
+
+    p = tmp_path / "sub" / "m.json"
+    atomic_write(p, "old", mkdir=True)
+    assert p.read_text() == "old"
+
+    def boom(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        atomic_write(p, b"new")
+    assert p.read_text() == "old" and sorted(x.name for x in p.parent.iterdir()) == ["m.json"]

@@ -21,8 +21,9 @@ def merge(parts, output):
     PARTS are manifest.part-I-of-N.json files, or folders holding them. The parts must have the same
     settings, seed, sources hash and tool version, and their shards must be disjoint and together complete.
     """
-    import os
     from pathlib import Path
+
+    from degradekit.fsutil import atomic_write
 
     from degradekit.synth.manifest import ManifestError, load_manifest, merge_manifests, write_manifest
 
@@ -44,9 +45,7 @@ def merge(parts, output):
     if out.is_dir():
         path = write_manifest(out, merged)
     else:
-        tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, out)
+        atomic_write(out, json.dumps(merged, indent=1, sort_keys=True) + "\n")
         path = out
     t = merged["totals"]
     click.echo(f"merged {len(files)} manifests: {t['shards']} shards, {t['samples']} samples, {t['pairs']} pairs "

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fsutil import atomic_write
 from ..progress import Progress
 from . import POOL_FORMAT, POOL_VERSION, PoolError
 from .kernelgan import KernelGANConfig
@@ -95,13 +96,6 @@ def image_seed(seed: int, sha: str) -> int:
 
 
 # ----------------------------------------------------------------------------------------- file writing
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def _json_bytes(obj) -> bytes:
     return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
 
@@ -134,7 +128,7 @@ def _process(path: str, rel: str, sha: str, out: str, settings: BuildSettings, d
         img = read_image(path)
     except ImageError as e:
         marker.update(status="skipped", reason=e.problem, kernel=None, kernel_key=None, noise=[], noise_key=None)
-        _atomic_write(out / ".progress" / f"{sha}.json", _json_bytes(marker))
+        atomic_write(out / ".progress" / f"{sha}.json", _json_bytes(marker))
         return marker
     marker["status"] = "ok"
     marker.pop("reason", None)
@@ -161,7 +155,7 @@ def _process(path: str, rel: str, sha: str, out: str, settings: BuildSettings, d
         marker.update(noise=recs, noise_tested=n_tested, noise_key=settings.noise_key())
     if do_kernel:
         marker.update(_kernel_for(img, iid, rel, sha, out, settings))
-    _atomic_write(out / ".progress" / f"{sha}.json", _json_bytes(marker))
+    atomic_write(out / ".progress" / f"{sha}.json", _json_bytes(marker))
     return marker
 
 
@@ -184,7 +178,7 @@ def _kernel_for(img, iid, rel, sha, out: Path, settings: BuildSettings) -> dict:
            "schedule": {k: v for k, v in est.schedule.items() if k != "changes"}, "quality": q,
            "outlier": bool(q["outlier"]), "raw": est.raw.tolist(), "x2": est.kernel.tolist(),
            "x4": kernel_x4_from_x2(est.kernel).tolist()}
-    _atomic_write(out / "kernels" / f"{iid}.json", _json_bytes(rec))
+    atomic_write(out / "kernels" / f"{iid}.json", _json_bytes(rec))
     return dict(kernel=iid, kernel_reason=None, kernel_key=settings.kernel_key())
 
 
@@ -345,7 +339,7 @@ def assemble(out: Path, entries: list[dict], settings: BuildSettings) -> dict:
             ks = [np.asarray(r[f"x{s}"], np.float64) for r in kernel_recs]
             n = max(k.shape[0] for k in ks)
             arrays[f"x{s}"] = np.stack([_pad_to(k, n) for k in ks])
-        _atomic_write(out / "kernels.npz", _npz_bytes(arrays))
+        atomic_write(out / "kernels.npz", _npz_bytes(arrays))
     elif (out / "kernels.npz").exists():
         os.unlink(out / "kernels.npz")
 
@@ -367,5 +361,5 @@ def assemble(out: Path, entries: list[dict], settings: BuildSettings) -> dict:
                    "noise_patches": len(noise)},
         "rejected": rejected,
     }
-    _atomic_write(out / "pool.json", _json_bytes(meta))
+    atomic_write(out / "pool.json", _json_bytes(meta))
     return meta

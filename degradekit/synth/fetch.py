@@ -27,6 +27,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from ..fsutil import atomic_write
 from ..imageio import IMAGE_EXTENSIONS
 from ..progress import Progress
 
@@ -84,10 +85,7 @@ def _load_checksums(root: Path) -> dict:
 def _save_checksum(root: Path, filename: str, size: int, sha: str) -> None:
     d = _load_checksums(root)
     d[filename] = {"bytes": size, "sha256": sha}
-    p = _checksums_path(root)
-    tmp = p.with_name(p.name + f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(d, indent=1, sort_keys=True))
-    os.replace(tmp, p)
+    atomic_write(_checksums_path(root), json.dumps(d, indent=1, sort_keys=True))
 
 
 def download(url: str, dest: Path, *, expected_size: int | None = None, log=None, timeout: float = 60.0) -> Path:

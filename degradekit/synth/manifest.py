@@ -7,8 +7,9 @@ same manifest whatever the worker count. A ``--part I/N`` run writes ``manifest.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+
+from ..fsutil import atomic_write
 
 __all__ = ["FORMAT", "ManifestError", "build_manifest", "write_manifest", "load_manifest", "merge_manifests",
            "manifest_name", "tool_version"]
@@ -78,18 +79,7 @@ def write_manifest(out_dir, manifest: dict) -> Path:
     """Write atomically (temporary name + rename) as ``manifest.json`` / ``manifest.part-I-of-N.json``."""
     part = tuple(manifest["part"]) if manifest.get("part") else None
     path = Path(out_dir) / manifest_name(part)
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=1, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return path
 
 

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from ..fsutil import atomic_write
 from ..imageio import decode_image, encode_image
 from .plan import Plan, sample_seed, variant_seed
 from .prepare import crop_patch, scaled
@@ -166,10 +167,4 @@ def sidecar_path(out_dir, name: str):
 def _write_sidecar(out_dir, row: dict) -> None:
     # Lets a resumed run take the rows of finished shards without re-reading them (terabytes on a big run).
     # Written after the shard's rename: a crash in between only costs re-hashing that one shard on resume.
-    import os
-
-    p = sidecar_path(out_dir, row["name"])
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(row, sort_keys=True))
-    os.replace(tmp, p)
+    atomic_write(sidecar_path(out_dir, row["name"]), json.dumps(row, sort_keys=True), mkdir=True)

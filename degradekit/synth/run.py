@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..fsutil import atomic_write
 from ..progress import Progress
 from .manifest import build_manifest, tool_version, write_manifest
 from .plan import Plan, Settings, SourceInfo, scan_source, sources_hash
@@ -191,11 +192,7 @@ def _load_scan_cache(out: Path) -> dict:
 
 
 def _write_json_atomic(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, sort_keys=True)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(obj, sort_keys=True), mkdir=True)
 
 
 def scan_sources(source_set, settings: Settings, out: Path | None, executor=None, strict=False,
