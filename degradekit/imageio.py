@@ -49,8 +49,9 @@ DEFAULT_MAX_PIXELS = 100_000_000
 #: File extensions treated as images when a directory or glob is scanned (lower case).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 
-#: Stored codecs: extension -> description. PNG is the default (lossless, every reader has it).
-CODECS = ("png", "ppm")
+#: Stored codecs. PNG only: lossless, every reader has it; `--png-level 0` is the fast uncompressed option
+#: (it replaced PPM: as fast, and every PNG reader takes it).
+CODECS = ("png",)
 
 
 class ImageError(ValueError):
@@ -262,24 +263,15 @@ def encode_png(img: np.ndarray, level: int = 1) -> bytes:
     return _PNG_SIG + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
 
 
-def encode_ppm(img: np.ndarray) -> bytes:
-    """Encode ``uint8`` HxWx3 RGB as binary PPM (P6): uncompressed, readable by cv2.imdecode and PIL."""
-    _check_rgb8(img)
-    h, w = img.shape[:2]
-    return b"P6\n%d %d\n255\n" % (w, h) + np.ascontiguousarray(img).tobytes()
-
-
 def encode_image(img: np.ndarray, codec: str = "png", *, level: int = 1) -> bytes:
-    """Encode with a stored codec: ``"png"`` (deflate ``level``) or ``"ppm"`` (uncompressed)."""
+    """Encode with a stored codec: ``"png"`` (compression ``level``, 0 = stored)."""
     if codec == "png":
         return encode_png(img, level)
-    if codec == "ppm":
-        return encode_ppm(img)
     raise ValueError(f"unknown codec {codec!r} (choose from {', '.join(CODECS)})")
 
 
 def decode_png(data: bytes) -> np.ndarray:
-    """Decode PNG/PPM bytes written by :func:`encode_image` to ``uint8`` HxWx3 RGB (OpenCV, as trainers do)."""
+    """Decode PNG bytes written by :func:`encode_image` to ``uint8`` HxWx3 RGB (OpenCV, as trainers do)."""
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if arr is None:
         raise ValueError("cannot decode image bytes")
