@@ -145,19 +145,31 @@ def _add_noise(img: np.ndarray, n: NoiseParams, pool) -> np.ndarray:
     return add_noise_patch(img, np.asarray(pool.noise(n.pool_id), dtype=np.float32), n.u, n.v)
 
 
-def _run(hr: np.ndarray, params: DegradeParams, pool, emit: Callable[[str, np.ndarray], None] | None):
-    hr = _check_hr(hr)
+def _as_params(params) -> DegradeParams:
     if isinstance(params, dict):
         params = DegradeParams.from_dict(params)
     if not isinstance(params, DegradeParams):
         raise TypeError(f"params: expected DegradeParams or its dict, got {type(params).__name__}")
-    note = emit if emit is not None else (lambda name, img: None)
-    final_hw = (hr.shape[0] // params.scale, hr.shape[1] // params.scale)
+    return params
 
+
+def _start(hr: np.ndarray, params: DegradeParams) -> np.ndarray:
+    """The float32 HR in [0, 1] after the unsharp mask: what stage 1 blurs (shared by every draw on this HR)."""
     img = hr.astype(np.float32) * np.float32(1.0 / 255.0)
     if params.usm is not None:
         u = params.usm
         img = usm_sharpen(img, radius=u.radius, sigma=u.sigma, weight=u.weight, threshold=u.threshold)
+    return img
+
+
+def _run(hr: np.ndarray, params: DegradeParams, pool, emit: Callable[[str, np.ndarray], None] | None,
+         start: np.ndarray | None = None):
+    hr = _check_hr(hr)
+    params = _as_params(params)
+    note = emit if emit is not None else (lambda name, img: None)
+    final_hw = (hr.shape[0] // params.scale, hr.shape[1] // params.scale)
+
+    img = _start(hr, params) if start is None else start
     note("usm", img)
     for i, st in enumerate(params.stages, start=1):
         if st.blur is not None:
@@ -196,6 +208,21 @@ def apply(hr: np.ndarray, params: DegradeParams | dict, pool=None) -> np.ndarray
     inputs give the same bytes.
     """
     return _run(hr, params, pool, None)
+
+
+def apply_variants(hr: np.ndarray, params_list, pool=None) -> list[np.ndarray]:
+    """apply(hr, p, pool) for every p in params_list (K draws on one HR, as `synth --variants K` renders),
+    with the unsharp mask of the HR computed once per distinct USM setting instead of once per draw.
+    Returns the LRs in order, byte-identical to separate apply() calls."""
+    hr = _check_hr(hr)
+    starts: dict = {}
+    out = []
+    for p in params_list:
+        p = _as_params(p)
+        if p.usm not in starts:
+            starts[p.usm] = _start(hr, p)
+        out.append(_run(hr, p, pool, None, starts[p.usm]))
+    return out
 
 
 def apply_stages(hr: np.ndarray, params: DegradeParams | dict, pool=None) -> list[tuple[str, np.ndarray]]:

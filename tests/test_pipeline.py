@@ -269,3 +269,17 @@ def test_params_from_dict_rejects_bad_records(mutate, fragment):
     with pytest.raises(ParamsError) as ei:
         DegradeParams.from_dict(d)
     assert fragment in str(ei.value) and "\n" not in str(ei.value)
+
+
+def test_apply_variants_equals_separate_applies():
+    """K draws on one HR share the unsharp mask but give exactly the bytes of K separate apply() calls; the
+    first draw repeated last would differ if any draw had modified the shared sharpened HR."""
+    from degradekit.pipeline import apply_variants
+
+    hr = np.ascontiguousarray(data.chelsea()[:96, :120])
+    cfg = preset("realesrgan")
+    drawn = [degradekit.sample(np.random.default_rng(s), cfg) for s in range(6)]
+    together = apply_variants(hr, drawn + [drawn[0].to_dict()])
+    separate = [degradekit.apply(hr, p) for p in drawn + [drawn[0]]]
+    for a, b in zip(together, separate):
+        assert a.dtype == np.uint8 and np.array_equal(a, b)

@@ -19,7 +19,7 @@ from .prepare import crop_patch, scaled
 from .shards import ShardWriter, shard_name
 
 __all__ = ["SourceChanged", "SourceCache", "render_sample", "render_shard", "sample_key", "hr_for_sample",
-           "degrade_variant"]
+           "degrade_variants"]
 
 
 class SourceChanged(RuntimeError):
@@ -83,18 +83,19 @@ def hr_for_sample(plan: Plan, index: int, cache: SourceCache, path_override=None
     return hr, rec
 
 
-def degrade_variant(settings, hr: np.ndarray, seed: int, pool=None):
-    """(LR uint8, params dict) for one variant: the engine (or the RealSR pool pipeline) with ``seed``."""
-    rng = np.random.default_rng(seed)
+def degrade_variants(settings, hr: np.ndarray, seeds, pool=None) -> list[tuple[np.ndarray, dict]]:
+    """[(LR uint8, params dict)] for the variants drawn with ``seeds`` from one HR: the engine (its unsharp
+    mask of the HR computed once for all of them) or the RealSR pool pipeline."""
+    rngs = [np.random.default_rng(s) for s in seeds]
     if settings.pipeline == "realsr":
         from ..pool import realsr
 
-        params = realsr.sample_realsr(rng, settings.config, pool)
-        return realsr.apply_realsr(hr, params, pool), params.to_dict()
+        drawn = [realsr.sample_realsr(rng, settings.config, pool) for rng in rngs]
+        return [(realsr.apply_realsr(hr, p, pool), p.to_dict()) for p in drawn]
     from .. import pipeline
 
-    params = pipeline.sample(rng, settings.config, pool)
-    return pipeline.apply(hr, params, pool), params.to_dict()
+    drawn = [pipeline.sample(rng, settings.config, pool) for rng in rngs]
+    return list(zip(pipeline.apply_variants(hr, drawn, pool), (p.to_dict() for p in drawn)))
 
 
 def render_sample(plan: Plan, index: int, cache: SourceCache, pool=None, timings=None) -> list[tuple[str, bytes]]:
@@ -105,11 +106,11 @@ def render_sample(plan: Plan, index: int, cache: SourceCache, pool=None, timings
     ext = st.codec
     t_enc, t_deg = 0.0, 0.0
     variants, members = [], []
-    for v in range(st.variants):
-        vs = variant_seed(st.seed, index, v)
-        t1 = time.process_time()
-        lr, params = degrade_variant(st, hr, vs, pool)
-        t_deg += time.process_time() - t1
+    seeds = [variant_seed(st.seed, index, v) for v in range(st.variants)]
+    t1 = time.process_time()
+    rendered = degrade_variants(st, hr, seeds, pool)
+    t_deg += time.process_time() - t1
+    for v, (vs, (lr, params)) in enumerate(zip(seeds, rendered)):
         t1 = time.process_time()
         members.append((f"{key}.lr{v}.{ext}", encode_image(lr, st.codec, level=st.png_level)))
         t_enc += time.process_time() - t1
