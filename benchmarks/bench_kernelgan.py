@@ -4,7 +4,10 @@ Case: a scikit-image photo (HR) blurred with a 13x13 anisotropic Gaussian (sigma
 and decimated x2 or x4 on the pixel-centre grid (the realsr pipeline's own blur + decimation). KernelGAN runs
 on that LR; the estimated kernel (x4: composed from the x2 estimate) re-degrades the HR, and the PSNR against
 the true LR is compared with an antialiased bicubic downscale of the HR (the no-estimation baseline).
+Two kernels per run: KernelGAN's own ("kernelgan", the original method) and the pool's default, that kernel
+warped to the photo's spectral blur covariance ("spectral", see degradekit.pool.spectral).
 Shape: width ratio (estimated / true sigma_major), elongation (sigma_major / sigma_minor; true 2.5), angle error.
+x4 cases: "scaled" blurs with sigma 4.0/1.6 (25x25, the x2 blur in LR pixels), "same" with the x2 kernel.
 
     pytest benchmarks/bench_kernelgan.py --benchmark-only --benchmark-columns=min,median,rounds
     python benchmarks/bench_kernelgan.py [--threads 1] [--seeds 2] [--images astronaut,coffee,chelsea]
@@ -20,6 +23,7 @@ import pytest
 
 from degradekit.kernels import gaussian_kernel
 from degradekit.pool import kernelgan as kg
+from degradekit.pool.spectral import shape_kernels
 from degradekit.pool.realsr import decimation_kernel
 
 TRUE = dict(sigma_x=2.0, sigma_y=0.8, theta_deg=35.0, size=13)
@@ -69,21 +73,30 @@ def run_case(name: str, scale: int, seed: int, cfg: kg.KernelGANConfig = kg.Kern
     t0, c0 = time.perf_counter(), time.process_time()
     est = kg.estimate_kernel(lr8, seed=seed, cfg=cfg)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    k = est.kernel if scale == 2 else kg.kernel_x4_from_x2(est.kernel)
+    c0 = time.process_time()
+    s2, s4, rec = shape_kernels(lr8, est.kernel)
+    shape_cpu = time.process_time() - c0
     b = cv2.filter2D(hr.astype(np.float32) / 255, -1, bicubic_kernel(scale).astype(np.float32),
                      borderType=cv2.BORDER_REFLECT_101)[::scale, ::scale]
-    p_est, p_bic = psnr(degrade(hr, k, scale), lr), psnr(b, lr)
-    m, mt = kg.kernel_moments(k), kg.kernel_moments(kt)
-    dth = abs(m["theta"] - mt["theta"]) % 180
-    return dict(image=name, scale=scale, seed=seed, scaled=scaled, iters=est.iters, wall_s=wall, cpu_s=cpu, psnr=p_est,
-                psnr_bicubic=p_bic, gain_db=p_est - p_bic,
-                width_ratio=m["sigma_major"] / mt["sigma_major"],
-                elongation=m["sigma_major"] / max(m["sigma_minor"], 1e-9),
-                angle_err=min(dth, 180 - dth))
+    p_bic = psnr(b, lr)
+    mt = kg.kernel_moments(kt)
+    res = dict(image=name, scale=scale, seed=seed, scaled=scaled, iters=est.iters, wall_s=wall, cpu_s=cpu,
+               shape_cpu_s=shape_cpu, shape_method=rec["method"], psnr_bicubic=p_bic)
+    kernels = {"kernelgan": est.kernel if scale == 2 else kg.kernel_x4_from_x2(est.kernel),
+               "spectral": s2 if scale == 2 else s4}
+    for tag, k in kernels.items():
+        p = psnr(degrade(hr, k, scale), lr)
+        m = kg.kernel_moments(k)
+        dth = abs(m["theta"] - mt["theta"]) % 180
+        res.update({f"{tag}_psnr": p, f"{tag}_gain_db": p - p_bic, f"{tag}_width_ratio": m["sigma_major"] / mt["sigma_major"],
+                    f"{tag}_elongation": m["sigma_major"] / max(m["sigma_minor"], 1e-9),
+                    f"{tag}_angle_err": min(dth, 180 - dth)})
+    return res
 
 
 # ----------------------------------------------------------------------------------------- pytest-benchmark
-CASES = [(name, 2, False, 1) for name in IMAGES] + [(name, 4, True, 1) for name in IMAGES] + [("astronaut", 2, False, 2)]
+CASES = ([(name, 2, False, 1) for name in IMAGES] + [(name, 4, True, 1) for name in IMAGES]
+         + [(name, 4, False, 1) for name in IMAGES] + [("astronaut", 2, False, 2)])
 
 
 @pytest.mark.parametrize("name,scale,scaled,threads", CASES)
@@ -92,11 +105,11 @@ def test_kernelgan_per_image(benchmark, name, scale, scaled, threads):
     import torch
 
     torch.set_num_threads(threads)
-    benchmark.group = (f"KernelGAN per image x{scale}{' scaled blur' if scaled else ''} "
+    benchmark.group = (f"KernelGAN per image x{scale}{' scaled blur' if scaled else ' same blur' * (scale == 4)} "
                        f"({threads} thread{'s' * (threads > 1)})")
     res = benchmark.pedantic(lambda: run_case(name, scale, seed=0, scaled=scaled), rounds=1, iterations=1)
     benchmark.extra_info.update(res)
-    assert np.isfinite(res["psnr"])
+    assert np.isfinite(res["spectral_psnr"]) and np.isfinite(res["kernelgan_psnr"])
 
 
 @pytest.mark.parametrize("role", ["ours", "baseline"])
@@ -128,25 +141,35 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--scales", default="2,4")
     ap.add_argument("--images", default=",".join(IMAGES))
-    ap.add_argument("--scaled", action="store_true", help="x4: blur sigma 4.0/1.6 (the x2 blur in LR pixels)")
+    ap.add_argument("--x4", default="scaled,same", help="x4 cases: scaled (sigma 4.0/1.6), same (sigma 2.0/0.8)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     print(f"threads {a.threads}; load average at start {os.getloadavg()[0]:.2f}", flush=True)
-    rows = []
+    cases = []
     for s in [int(x) for x in a.scales.split(",")]:
+        cases += [(2, False)] if s == 2 else [(4, c == "scaled") for c in a.x4.split(",")]
+    rows = []
+    for s, scaled in cases:
         for name in a.images.split(","):
             for seed in range(a.seeds):
-                r = run_case(name, s, seed, scaled=a.scaled)
+                r = run_case(name, s, seed, scaled=scaled)
                 rows.append(r)
-                print(f"x{s} {name:10s} seed {seed}: {r['iters']:4d} it {r['wall_s']:5.1f} s wall {r['cpu_s']:5.1f} s "
-                      f"cpu | {r['psnr']:.2f} dB vs bicubic {r['psnr_bicubic']:.2f} (+{r['gain_db']:.2f}) | width "
-                      f"{r['width_ratio']:.2f} elong {r['elongation']:.2f} (true 2.50) angle err "
-                      f"{r['angle_err']:.0f} deg", flush=True)
-    for s in sorted({r["scale"] for r in rows}):
-        sub = [r for r in rows if r["scale"] == s]
-        med = {k: float(np.median([r[k] for r in sub])) for k in ("wall_s", "cpu_s", "psnr", "gain_db", "width_ratio",
-                                                                   "elongation", "angle_err", "iters")}
-        print(f"x{s} medians over {len(sub)} runs: " + ", ".join(f"{k} {v:.2f}" for k, v in med.items()))
+                line = (f"x{s}{' scaled' if scaled else ' same  ' if s == 4 else '       '} {name:10s} seed {seed}: "
+                        f"{r['iters']:4d} it {r['wall_s']:5.1f} s wall {r['cpu_s']:5.1f} s cpu, shape "
+                        f"{r['shape_cpu_s'] * 1000:4.0f} ms | bicubic {r['psnr_bicubic']:.2f} dB")
+                for tag in ("kernelgan", "spectral"):
+                    line += (f" | {tag} {r[tag + '_gain_db']:+6.2f} dB width {r[tag + '_width_ratio']:.2f} "
+                             f"elong {r[tag + '_elongation']:.2f} angle err {r[tag + '_angle_err']:3.0f}")
+                print(line, flush=True)
+    keys = ["wall_s", "cpu_s", "iters"] + [f"{t}_{k}" for t in ("kernelgan", "spectral")
+                                           for k in ("gain_db", "width_ratio", "elongation", "angle_err")]
+    for s, scaled in dict.fromkeys(cases):
+        sub = [r for r in rows if r["scale"] == s and r["scaled"] == scaled]
+        med = {k: float(np.median([r[k] for r in sub])) for k in keys}
+        mn = {k: float(np.min([r[k] for r in sub])) for k in ("kernelgan_gain_db", "spectral_gain_db")}
+        print(f"x{s}{' scaled' if scaled else ' same' if s == 4 else ''} medians over {len(sub)} runs: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in med.items())
+              + f"; worst gain kernelgan {mn['kernelgan_gain_db']:+.2f} spectral {mn['spectral_gain_db']:+.2f}")
     print(f"load average at end {os.getloadavg()[0]:.2f}")
 
 

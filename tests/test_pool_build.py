@@ -127,3 +127,38 @@ def test_noise_only_pool_and_option_errors(photos, tmp_path):
 def test_help(args):
     r = CliRunner().invoke(degradekit, args)
     assert r.exit_code == 0 and "Usage" in r.output
+
+
+def test_shape_option_spectral_default_and_kernelgan(photos, tmp_path):
+    """The default pool kernels carry the spectral fit's covariance; --shape kernelgan keeps KernelGAN's own
+    kernel; the record says which, and `pool info` shows it."""
+    from degradekit.pool.kernelgan import kernel_moments
+
+    src = tmp_path / "one"
+    src.mkdir()
+    (src / "astro.png").write_bytes((photos / "astro.png").read_bytes())
+    recs = {}
+    for shape in ("spectral", "kernelgan"):
+        out = tmp_path / shape
+        r = _build(src, out, "--workers", "1", "--no-noise", "--shape", shape)
+        assert r.exit_code == 0, r.output
+        meta = json.loads((out / "pool.json").read_text())
+        assert meta["settings"]["shape"] == shape
+        (kid,) = meta["kernels"]["ids"]
+        recs[shape] = json.loads((out / "kernels" / f"{kid}.json").read_text())
+        info = CliRunner().invoke(degradekit, ["pool", "info", str(out)])
+        assert info.exit_code == 0 and f"shape {recs[shape]['shape']['method']}" in info.output
+    sp, kg = recs["spectral"], recs["kernelgan"]
+    assert sp["raw"] == kg["raw"]  # the same KernelGAN run underneath
+    assert kg["shape"]["method"] == "kernelgan" and "spectral" not in kg["shape"]
+    assert kernel_moments(np.array(kg["x2"])) == pytest.approx(kg["shape"]["kernelgan"])
+    fit = sp["shape"]["spectral"]
+    if sp["shape"]["method"] == "spectral":
+        m = kernel_moments(np.array(sp["x2"]))
+        assert m["sigma_major"] == pytest.approx(fit["sigma_major"], rel=0.02)
+        assert m["sigma_minor"] == pytest.approx(max(fit["sigma_minor"], 0.4), rel=0.05)
+        m4 = kernel_moments(np.array(sp["x4"]))
+        assert m4["sigma_major"] == pytest.approx(2 * fit["sigma_major"], rel=0.02)
+        assert sp["shape"]["kernelgan"] == pytest.approx(kg["shape"]["kernelgan"])
+    else:  # the fit was judged unreliable on this crop: KernelGAN's kernel is kept, and the record says why
+        assert sp["shape"]["kept_kernelgan"] and sp["x2"] == kg["x2"]

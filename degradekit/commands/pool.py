@@ -34,6 +34,10 @@ def pool():
 @click.option("--workers", type=click.IntRange(1, 1024), default=None,
               help="KernelGAN processes, one torch thread each [default: all cores; 1 with --device cuda].")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--shape", type=click.Choice(["spectral", "kernelgan"]), default="spectral", show_default=True,
+              help="spectral: give each KernelGAN kernel the blur covariance (width, elongation, angle) fitted to "
+                   "the photo's power spectrum, which KernelGAN alone does not recover; kernelgan: keep the "
+                   "KernelGAN kernels as they are (the original method).")
 @click.option("--no-kernels", is_flag=True, help="Skip KernelGAN (noise pool only).")
 @click.option("--no-noise", is_flag=True, help="Skip the noise patches (kernel pool only).")
 @click.option("--noise-var-max", type=click.FloatRange(0, None, min_open=True), default=20.0, show_default=True,
@@ -42,8 +46,8 @@ def pool():
               help="... and its gray mean above this (50 drops dark patches of phone photos).")
 @click.option("--noise-patch", type=click.IntRange(8, 4096), default=256, show_default=True,
               help="Noise patch size and stride (px).")
-def build(src, out, scale, iters, no_early_stop, seed, workers, device, no_kernels, no_noise, noise_var_max,
-          noise_mean_min, noise_patch):
+def build(src, out, scale, iters, no_early_stop, seed, workers, device, shape, no_kernels, no_noise,
+          noise_var_max, noise_mean_min, noise_patch):
     """Estimate a kernel/noise pool from photos: one KernelGAN kernel per photo, its flat patches as noise.
 
     Writes OUT/kernels.npz, OUT/kernels/<id>.json (quality record per kernel), OUT/noise/*.png and
@@ -62,7 +66,7 @@ def build(src, out, scale, iters, no_early_stop, seed, workers, device, no_kerne
         settings = BuildSettings(scale=int(scale), seed=seed, kernels=not no_kernels, noise=not no_noise,
                                  kernelgan=kcfg, noise_cfg=NoiseConfig(var_max=noise_var_max,
                                                                        mean_min=noise_mean_min, patch=noise_patch),
-                                 device=device)
+                                 device=device, shape=shape)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     if device == "cuda":
@@ -104,9 +108,12 @@ def info(pool_dir, as_json):
     meta = p.meta
     rows = []
     for kid in meta["kernels"]["ids"]:
-        q = p.kernel_record(kid)["quality"]
+        rec = p.kernel_record(kid)
+        q = rec["quality"]
+        shape = rec.get("shape") or {"method": "kernelgan"}  # pools built before --shape existed
         rows.append({"id": kid, "sigma_major": q["sigma_major"], "sigma_minor": q["sigma_minor"],
-                     "theta": q["theta"], "raw_sum": q["raw_sum"], "outlier": q["outlier"]})
+                     "theta": q["theta"], "raw_sum": q["raw_sum"], "shape": shape["method"],
+                     "shape_note": shape.get("kept_kernelgan"), "outlier": q["outlier"]})
     if as_json:
         click.echo(json.dumps({"counts": meta["counts"], "digest": p.digest(), "kernels": rows,
                                "rejected": meta["rejected"]}, indent=1))
@@ -118,6 +125,7 @@ def info(pool_dir, as_json):
     for r in rows:
         flag = "  OUTLIER: " + "; ".join(r["outlier"]) if r["outlier"] else ""
         click.echo(f"  {r['id']}: sigma {r['sigma_major']:.2f}/{r['sigma_minor']:.2f} px, theta {r['theta']:.0f} deg, "
+                   f"shape {r['shape']}{' (' + r['shape_note'] + ')' if r['shape_note'] else ''}, "
                    f"raw sum {r['raw_sum']:.3f}{flag}")
     for r in meta["rejected"]:
         if r["kind"] != "kernel":

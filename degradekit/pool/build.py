@@ -32,11 +32,17 @@ __all__ = ["BuildSettings", "build_pool", "list_sources"]
 #: width is an outlier too.
 RELATIVE_MIN_KERNELS = 5
 RELATIVE_WIDTH = 1.5
+SHAPES = ("spectral", "kernelgan")
 
 
 @dataclass(frozen=True)
 class BuildSettings:
-    """What `pool build` does. scale: 2 (x2 kernels) or 4 (x2 and the derived x4 kernels)."""
+    """What `pool build` does. scale: 2 (x2 kernels) or 4 (x2 and the derived x4 kernels).
+
+    shape: "spectral" (ours, default): each KernelGAN kernel is warped affinely to the blur covariance fitted
+    to the photo's power spectrum (:mod:`degradekit.pool.spectral`), which recovers the elongation and angle
+    KernelGAN misses; where that fit is unreliable the KernelGAN kernel is kept as it is (the record says why).
+    "kernelgan": the KernelGAN kernels unchanged (the original method)."""
 
     scale: int = 4
     seed: int = 0
@@ -45,6 +51,7 @@ class BuildSettings:
     kernelgan: KernelGANConfig = field(default_factory=KernelGANConfig)
     noise_cfg: NoiseConfig = field(default_factory=NoiseConfig)
     device: str = "cpu"
+    shape: str = "spectral"
 
     def __post_init__(self):
         if self.scale not in (2, 4):
@@ -53,10 +60,12 @@ class BuildSettings:
             raise ValueError("--no-kernels and --no-noise together leave nothing to build")
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"device must be cpu or cuda, got {self.device!r}")
+        if self.shape not in SHAPES:
+            raise ValueError(f"shape must be one of {', '.join(SHAPES)}, got {self.shape!r}")
 
     def kernel_key(self) -> dict:
         # no scale: every record holds the x2 kernel and the x4 one composed from it (switching --scale reuses them)
-        return {"seed": self.seed, "kernelgan": asdict(self.kernelgan), "device": self.device}
+        return {"seed": self.seed, "kernelgan": asdict(self.kernelgan), "device": self.device, "shape": self.shape}
 
     def noise_key(self) -> dict:
         return asdict(self.noise_cfg)
@@ -64,7 +73,7 @@ class BuildSettings:
     def to_dict(self) -> dict:
         return {"scale": self.scale, "seed": self.seed, "kernels": self.kernels, "noise": self.noise,
                 "kernelgan": asdict(self.kernelgan), "noise_thresholds": asdict(self.noise_cfg),
-                "device": self.device}
+                "device": self.device, "shape": self.shape}
 
 
 # ------------------------------------------------------------------------------------------------ sources
@@ -160,7 +169,7 @@ def _process(path: str, rel: str, sha: str, out: str, settings: BuildSettings, d
 
 
 def _kernel_for(img, iid, rel, sha, out: Path, settings: BuildSettings) -> dict:
-    from .kernelgan import estimate_kernel, image_texture, kernel_quality, kernel_x4_from_x2
+    from .kernelgan import estimate_kernel, image_texture, kernel_moments, kernel_quality, kernel_x4_from_x2
 
     cfg = settings.kernelgan
     if min(img.shape[:2]) < cfg.crop:
@@ -172,12 +181,19 @@ def _kernel_for(img, iid, rel, sha, out: Path, settings: BuildSettings) -> dict:
     except (ValueError, RuntimeError) as e:  # e.g. CUDA out of memory: this photo gets no kernel, the run goes on
         return dict(kernel=None, kernel_reason=f"KernelGAN failed: {' '.join(str(e).split())[:200]}",
                     kernel_key=settings.kernel_key())
-    q = kernel_quality(est.raw, est.kernel, est.losses, texture=image_texture(img))
+    if settings.shape == "spectral":
+        from .spectral import shape_kernels
+
+        k2, k4, shape = shape_kernels(img, est.kernel)
+    else:
+        k2, k4 = est.kernel, kernel_x4_from_x2(est.kernel)
+        shape = {"method": "kernelgan", "kernelgan": kernel_moments(k2)}
+    q = kernel_quality(est.raw, k2, est.losses, texture=image_texture(img))
     rec = {"id": iid, "source": {"path": rel, "sha256": sha}, "seed": seed, "iters": est.iters,
            "stopped_early": est.stopped_early, "seconds": round(est.seconds, 2),
            "schedule": {k: v for k, v in est.schedule.items() if k != "changes"}, "quality": q,
-           "outlier": bool(q["outlier"]), "raw": est.raw.tolist(), "x2": est.kernel.tolist(),
-           "x4": kernel_x4_from_x2(est.kernel).tolist()}
+           "outlier": bool(q["outlier"]), "shape": shape, "raw": est.raw.tolist(), "x2": k2.tolist(),
+           "x4": k4.tolist()}
     atomic_write(out / "kernels" / f"{iid}.json", _json_bytes(rec))
     return dict(kernel=iid, kernel_reason=None, kernel_key=settings.kernel_key())
 

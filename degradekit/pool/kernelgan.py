@@ -126,7 +126,6 @@ def _torch():
 def _build_nets(cfg: KernelGANConfig, device):
     torch = _torch()
     nn = torch.nn
-    sn = torch.nn.utils.parametrizations.spectral_norm
 
     class Generator(nn.Module):
         """The deep linear generator; `forward` is the collapsed single-conv form, `forward_layers` the
