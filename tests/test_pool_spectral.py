@@ -117,3 +117,20 @@ def test_shape_kernels_on_a_photo_recover_the_elongation_a_round_estimate_misses
         return 10 * math.log10(1 / float(np.mean(d.astype(np.float64) ** 2)))
 
     assert psnr(k2) > psnr(round_k) + 8
+
+
+def test_sharp_photo_gets_the_floor_blur_not_kernelgans_wide_kernel():
+    """A photo sharper than the fit can measure: the kernel is set to the narrowest blur the fit vouches for
+    (0.25 LR px = 0.5 HR px at x2) instead of a wide KernelGAN estimate; a photo that is not a power law
+    keeps the KernelGAN kernel."""
+    scene = _power_law_scene(seed=2)
+    sharp = np.clip(np.rint(scene[::2, ::2] * 255), 0, 255).astype(np.uint8)
+    wide = gaussian_kernel(17, 1.4, 1.4, 0.0)
+    k2, k4, rec = shape_kernels(np.repeat(sharp[..., None], 3, 2), wide)
+    assert rec["method"] == "spectral" and "too sharp" in rec["floor"] and rec["spectral"]["sharp"]
+    m = kernel_moments(k2)
+    assert m["sigma_major"] == pytest.approx(0.5, rel=0.1) and m["sigma_minor"] == pytest.approx(0.5, rel=0.1)
+    assert kernel_moments(k4)["sigma_major"] == pytest.approx(1.0, rel=0.1)
+    noise = np.clip(np.random.default_rng(4).normal(128, 20, (128, 128, 3)), 0, 255).astype(np.uint8)
+    k2, _, rec = shape_kernels(noise, wide)
+    assert rec["method"] == "kernelgan" and "power-law" in rec["kept_kernelgan"] and np.array_equal(k2, wide)

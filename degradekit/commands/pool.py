@@ -113,7 +113,7 @@ def info(pool_dir, as_json):
         shape = rec.get("shape") or {"method": "kernelgan"}  # pools built before --shape existed
         rows.append({"id": kid, "sigma_major": q["sigma_major"], "sigma_minor": q["sigma_minor"],
                      "theta": q["theta"], "raw_sum": q["raw_sum"], "shape": shape["method"],
-                     "shape_note": shape.get("kept_kernelgan"), "outlier": q["outlier"]})
+                     "shape_note": shape.get("kept_kernelgan") or shape.get("floor"), "outlier": q["outlier"]})
     if as_json:
         click.echo(json.dumps({"counts": meta["counts"], "digest": p.digest(), "kernels": rows,
                                "rejected": meta["rejected"]}, indent=1))

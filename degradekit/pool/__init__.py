@@ -3,7 +3,7 @@
 A pool is a folder (see README "Formats")::
 
     POOL/pool.json           sources + sha256, settings, counts, kernel/noise lists, rejected items
-    POOL/kernels.npz         ids, x2 (N, 17, 17) [, x4 (N, m, m)], raw (N, 13, 13), outlier (N,)
+    POOL/kernels.npz         ids, x2 (N, m, m) [, x4 (N, m, m)], raw (N, 13, 13), outlier (N,)
     POOL/kernels/<id>.json   one quality record per kernel
     POOL/noise/<id>.png      flat patches, RGB uint8
 

@@ -44,10 +44,12 @@ class SpectralEstimate:
     alpha: float
     reliable: bool
     why: str = ""
+    sharp: bool = False  # the power law holds but the blur is below MIN_SIGMA_LR: an upper bound, not a value
 
     def to_dict(self) -> dict:
         return dict(cov=[list(r) for r in self.cov], sigma_major=self.sigma_major, sigma_minor=self.sigma_minor,
-                    theta=self.theta, alpha=self.alpha, reliable=self.reliable, why=self.why)
+                    theta=self.theta, alpha=self.alpha, reliable=self.reliable, why=self.why,
+                    sharp=self.sharp)
 
 
 def _welch_power(g: np.ndarray) -> np.ndarray:
@@ -118,7 +120,8 @@ def spectral_blur(img: np.ndarray, scale: int) -> SpectralEstimate:
     cov = cov_lr * scale**2
     return SpectralEstimate(cov_lr=tuple(map(tuple, cov_lr.tolist())), cov=tuple(map(tuple, cov.tolist())),
                             sigma_major=float(math.sqrt(ev[1]) * scale), sigma_minor=float(math.sqrt(ev[0]) * scale),
-                            theta=float(theta), alpha=alpha, reliable=not why, why=why)
+                            theta=float(theta), alpha=alpha, reliable=not why, why=why,
+                            sharp=why.startswith("blur"))
 
 
 def _sqrtm_psd(c: np.ndarray) -> np.ndarray:
@@ -184,17 +187,24 @@ def shape_kernels(img: np.ndarray, k2: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
     img: uint8 HxWx3, the photo KernelGAN ran on.  k2: centred x2 kernel (sum 1).
     Returns (x2, x4, record): with a reliable spectral fit, k2 warped to the fitted x2 covariance and the x4
-    kernel composed from k2 (:func:`kernelgan.kernel_x4_from_x2`) warped to 4x that covariance; otherwise the
-    KernelGAN kernels unchanged. record: {"method": "spectral"|"kernelgan", "kernelgan": k2's moments,
-    "spectral": the fit, "kept_kernelgan": why the fit was not used (when it was not)}."""
+    kernel composed from k2 (:func:`kernelgan.kernel_x4_from_x2`) warped to 4x that covariance. A photo sharper
+    than the fit can measure gets the narrowest blur it vouches for (every direction raised to MIN_SIGMA_LR LR px;
+    KernelGAN's estimate floors far wider on such photos, 1.3 px where 0.87 px is needed). When the power law
+    does not hold, the KernelGAN kernels stay unchanged. record: {"method": "spectral"|"kernelgan",
+    "kernelgan": k2's moments, "spectral": the fit, "floor": set when the sharp floor was used,
+    "kept_kernelgan": why the fit was not used (when it was not)}."""
     from .kernelgan import kernel_moments, kernel_x4_from_x2
 
     k4 = kernel_x4_from_x2(k2)
     sp = spectral_blur(img, 2)
     rec = {"method": "kernelgan", "kernelgan": kernel_moments(k2), "spectral": sp.to_dict()}
-    if not sp.reliable:
+    if not sp.reliable and not sp.sharp:
         rec["kept_kernelgan"] = sp.why
         return np.asarray(k2, np.float64), k4, rec
     cov2 = np.array(sp.cov)
+    if sp.sharp:
+        ev, evec = np.linalg.eigh(np.array(sp.cov_lr))
+        cov2 = 4.0 * (evec * np.maximum(ev, MIN_SIGMA_LR**2)) @ evec.T
+        rec["floor"] = sp.why
     rec["method"] = "spectral"
     return warp_kernel_to_cov(k2, cov2), warp_kernel_to_cov(k4, 4.0 * cov2), rec
