@@ -169,7 +169,8 @@ def _process(path: str, rel: str, sha: str, out: str, settings: BuildSettings, d
 
 
 def _kernel_for(img, iid, rel, sha, out: Path, settings: BuildSettings) -> dict:
-    from .kernelgan import estimate_kernel, image_texture, kernel_moments, kernel_quality, kernel_x4_from_x2
+    from .kernelgan import estimate_kernel, image_texture, kernel_quality
+    from .spectral import shape_kernels
 
     cfg = settings.kernelgan
     if min(img.shape[:2]) < cfg.crop:
@@ -181,13 +182,7 @@ def _kernel_for(img, iid, rel, sha, out: Path, settings: BuildSettings) -> dict:
     except (ValueError, RuntimeError) as e:  # e.g. CUDA out of memory: this photo gets no kernel, the run goes on
         return dict(kernel=None, kernel_reason=f"KernelGAN failed: {' '.join(str(e).split())[:200]}",
                     kernel_key=settings.kernel_key())
-    if settings.shape == "spectral":
-        from .spectral import shape_kernels
-
-        k2, k4, shape = shape_kernels(img, est.kernel)
-    else:
-        k2, k4 = est.kernel, kernel_x4_from_x2(est.kernel)
-        shape = {"method": "kernelgan", "kernelgan": kernel_moments(k2)}
+    k2, k4, shape = shape_kernels(img, est.kernel, spectral=settings.shape == "spectral")
     q = kernel_quality(est.raw, k2, est.losses, texture=image_texture(img))
     rec = {"id": iid, "source": {"path": rel, "sha256": sha}, "seed": seed, "iters": est.iters,
            "stopped_early": est.stopped_early, "seconds": round(est.seconds, 2),

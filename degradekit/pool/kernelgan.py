@@ -526,18 +526,20 @@ def kernel_x4_from_x2(k2: np.ndarray) -> np.ndarray:
     return center_kernel(trim_kernel(k4), pad=0)
 
 
-def kernel_moments(k: np.ndarray) -> dict:
-    """Second moments of a kernel: sigma_major, sigma_minor (pixels), theta (degrees, [0, 180), angle of
-    the major axis measured from the +x (column) axis towards +y (rows, downwards))."""
+def kernel_cov(k: np.ndarray) -> np.ndarray:
+    """(2, 2) covariance of a non-negative kernel about its centre of mass, in (x, y) = (column, row) axes."""
     k = np.asarray(k, np.float64)
     k = k / k.sum()
     cy, cx = centroid(k)
     yy, xx = np.meshgrid(np.arange(k.shape[0]) - cy, np.arange(k.shape[1]) - cx, indexing="ij")
-    cxx = (k * xx * xx).sum()
-    cyy = (k * yy * yy).sum()
     cxy = (k * xx * yy).sum()
-    cov = np.array([[cxx, cxy], [cxy, cyy]])
-    ev, evec = np.linalg.eigh(cov)
+    return np.array([[(k * xx * xx).sum(), cxy], [cxy, (k * yy * yy).sum()]])
+
+
+def kernel_moments(k: np.ndarray) -> dict:
+    """Second moments of a kernel: sigma_major, sigma_minor (pixels), theta (degrees, [0, 180), angle of
+    the major axis measured from the +x (column) axis towards +y (rows, downwards))."""
+    ev, evec = np.linalg.eigh(kernel_cov(k))
     major = evec[:, 1]
     theta = math.degrees(math.atan2(major[1], major[0])) % 180.0
     return dict(sigma_major=float(math.sqrt(max(ev[1], 0))), sigma_minor=float(math.sqrt(max(ev[0], 0))),

@@ -138,12 +138,14 @@ def warp_kernel_to_cov(k: np.ndarray, cov: np.ndarray, min_sigma: float = 0.4) -
     resampled with cubic splines on an odd grid covering 4 sigma. Resampling a sharp-edged profile widens it a
     little, so the target is corrected twice against the measured result (a disk: 5 % -> < 0.5 % off).
     Returns float64 (m, m), sum 1, centred."""
+    from .kernelgan import kernel_cov
+
     ev, evec = np.linalg.eigh(np.asarray(cov, np.float64))
     want = (evec * np.maximum(ev, min_sigma**2)) @ evec.T
     target = want
     for _ in range(3):
         out = _warp_once(k, target)
-        err = want - _cov(out)
+        err = want - kernel_cov(out)
         if np.abs(err).max() < 1e-4 * np.trace(want):
             break
         ev, evec = np.linalg.eigh(target + err)
@@ -151,22 +153,14 @@ def warp_kernel_to_cov(k: np.ndarray, cov: np.ndarray, min_sigma: float = 0.4) -
     return out
 
 
-def _cov(k: np.ndarray) -> np.ndarray:
-    n = k.shape[0]
-    c0 = (n - 1) / 2
-    yy, xx = np.meshgrid(np.arange(n) - c0, np.arange(n) - c0, indexing="ij")
-    k = k / k.sum()
-    return np.array([[(k * xx * xx).sum(), (k * xx * yy).sum()], [(k * xx * yy).sum(), (k * yy * yy).sum()]])
-
-
 def _warp_once(k: np.ndarray, cov: np.ndarray) -> np.ndarray:
     import scipy.ndimage as ndi
 
-    from .kernelgan import center_kernel, trim_kernel
+    from .kernelgan import center_kernel, kernel_cov, trim_kernel
 
     k = np.asarray(k, np.float64)
     c0 = (k.shape[0] - 1) / 2
-    a = _sqrtm_psd(cov) @ np.linalg.inv(_sqrtm_psd(_cov(k)))
+    a = _sqrtm_psd(cov) @ np.linalg.inv(_sqrtm_psd(kernel_cov(k)))
     m = max(2 * int(math.ceil(4 * math.sqrt(np.linalg.eigvalsh(cov)[1]))) + 1, 3)
     cm = (m - 1) / 2
     ainv = np.linalg.inv(a)
@@ -182,10 +176,11 @@ def _warp_once(k: np.ndarray, cov: np.ndarray) -> np.ndarray:
     return center_kernel(trim_kernel(out), pad=0)
 
 
-def shape_kernels(img: np.ndarray, k2: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+def shape_kernels(img: np.ndarray, k2: np.ndarray, spectral: bool = True) -> tuple[np.ndarray, np.ndarray, dict]:
     """The pool's x2 and x4 kernels from a KernelGAN x2 kernel and its photo, shaped spectrally.
 
-    img: uint8 HxWx3, the photo KernelGAN ran on.  k2: centred x2 kernel (sum 1).
+    img: uint8 HxWx3, the photo KernelGAN ran on.  k2: centred x2 kernel (sum 1).  spectral: False gives the
+    KernelGAN kernels unchanged (`pool build --shape kernelgan`), with the same record minus the fit.
     Returns (x2, x4, record): with a reliable spectral fit, k2 warped to the fitted x2 covariance and the x4
     kernel composed from k2 (:func:`kernelgan.kernel_x4_from_x2`) warped to 4x that covariance. A photo sharper
     than the fit can measure gets the narrowest blur it vouches for (every direction raised to MIN_SIGMA_LR LR px;
@@ -196,8 +191,11 @@ def shape_kernels(img: np.ndarray, k2: np.ndarray) -> tuple[np.ndarray, np.ndarr
     from .kernelgan import kernel_moments, kernel_x4_from_x2
 
     k4 = kernel_x4_from_x2(k2)
+    rec = {"method": "kernelgan", "kernelgan": kernel_moments(k2)}
+    if not spectral:
+        return np.asarray(k2, np.float64), k4, rec
     sp = spectral_blur(img, 2)
-    rec = {"method": "kernelgan", "kernelgan": kernel_moments(k2), "spectral": sp.to_dict()}
+    rec["spectral"] = sp.to_dict()
     if not sp.reliable and not sp.sharp:
         rec["kept_kernelgan"] = sp.why
         return np.asarray(k2, np.float64), k4, rec
