@@ -13,37 +13,34 @@ from pathlib import Path
 import torch
 
 from trainer.archs.rrdbnet import RRDBNet, rrdb_config_from_state
-
-
-_ESRGAN_RENAME = {"RRDB_trunk": "body", "trunk_conv": "conv_body", "upconv1": "conv_up1", "upconv2": "conv_up2",
-                  "HRconv": "conv_hr"}
+from trainer.weights import _from_2019, arch_metadata, check_metadata, detect_layout, to_basicsr, to_esrgan
 
 
 class WeightError(ValueError):
     """Unreadable / unsuitable weight file; ``str(e)`` is one line naming the file."""
 
 
-def read_state(path: str | os.PathLike, *, key: str | None = None) -> dict[str, torch.Tensor]:
-    """Read a generator state_dict from a weight file.
-
-    ``.safetensors``: the tensors (keys optionally prefixed ``params_ema.`` / ``params.``). ``.pth``/``.pt``:
-    ``params_ema`` if present, else ``params``, else the dict itself when all values are tensors. A leading
-    ``module.`` (DDP) is stripped. ``key`` forces one of params_ema / params.
-    """
-    p = Path(path)
+def _read(p: Path, key: str | None) -> tuple[dict[str, torch.Tensor], dict[str, str] | None]:
+    """(state, safetensors metadata or None) of any network's weight file; no key renaming."""
     if not p.is_file():
-        raise WeightError(f"{p}: weight file not found")
+        raise WeightError(f"{p}: weight file not found" if not p.exists() else f"{p}: not a regular file")
+    meta = None
     if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from safetensors import safe_open
         try:
-            state = load_file(str(p))
-        except Exception as e:  # noqa: BLE001
-            raise WeightError(f"{p}: cannot read safetensors ({e})") from None
+            with safe_open(str(p), framework="pt") as f:
+                meta = f.metadata()
+                state = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception as e:  # noqa: BLE001 - any unreadable header or body: one line
+            first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+            raise WeightError(f"{p}: cannot read safetensors ({first})") from None
         for prefix in ([key] if key else ["params_ema", "params"]):
             sub = {k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")}
             if sub:
                 state = sub
                 break
+        if not state:
+            raise WeightError(f"{p}: holds no tensors")
     else:
         try:
             obj = torch.load(p, map_location="cpu", weights_only=True)
@@ -54,35 +51,67 @@ def read_state(path: str | os.PathLike, *, key: str | None = None) -> dict[str, 
             raise WeightError(f"{p}: expected a dict of tensors, got {type(obj).__name__}")
         if key is not None:
             if key not in obj:
-                raise WeightError(f"{p}: no {key!r} entry (has {sorted(obj)[:5]})")
+                raise WeightError(f"{p}: no {key!r} entry (has {sorted(map(str, obj))[:5]})")
             state = obj[key]
-        elif "params_ema" in obj:
+        elif isinstance(obj.get("params_ema"), dict):
             state = obj["params_ema"]
-        elif "params" in obj:
+        elif isinstance(obj.get("params"), dict):
             state = obj["params"]
         else:
             state = obj
-        if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        if (not isinstance(state, dict) or not state or not all(isinstance(k, str) for k in state)
+                or not all(isinstance(v, torch.Tensor) for v in state.values())):
             raise WeightError(f"{p}: no state_dict found (expected params_ema, params or a dict of tensors)")
     if all(k.startswith("module.") for k in state):
         state = {k[7:]: v for k, v in state.items()}
-    if "RRDB_trunk.0.RDB1.conv1.weight" in state:     # ESRGAN repository's (2019) names -> Real-ESRGAN's
-        state = {_rename_esrgan(k): v for k, v in state.items()}
+    return state, meta
+
+
+def read_module_state(path: str | os.PathLike, *, key: str | None = None) -> dict[str, torch.Tensor]:
+    """Read any network's state_dict (e.g. a discriminator for ``--init-d``): ``params_ema``, else ``params``, else
+    the bare dict (``key`` forces one entry); ``.safetensors`` flat or prefixed; a leading ``module.`` stripped.
+    Key names are left as stored."""
+    return _read(Path(path), key)[0]
+
+
+def read_state(path: str | os.PathLike, *, key: str | None = None) -> dict[str, torch.Tensor]:
+    """Read a generator state_dict from a weight file, always with BasicSR / Real-ESRGAN key names.
+
+    ``.safetensors``: the tensors (keys optionally prefixed ``params_ema.`` / ``params.``), their architecture
+    metadata (when present) checked against the tensors. ``.pth``/``.pt``: ``params_ema`` if present, else
+    ``params``, else the dict itself when all values are tensors. A leading ``module.`` (DDP) is stripped. ESRGAN's
+    ``model.N`` layout (x4, and the pixel-unshuffle x2 / x1 forms) and its 2019 names (``RRDB_trunk`` ...) are
+    renamed (``trainer.weights``). A state that is no RRDBNet is returned unchanged. ``key`` forces one of
+    params_ema / params.
+    """
+    p = Path(path)
+    state, meta = _read(p, key)
+    try:
+        layout = detect_layout(state)
+    except ValueError:
+        return state                       # not a generator in any layout: load_generator says so
+    try:
+        if layout != "basicsr":
+            state = to_basicsr(state)
+        if meta:
+            check_metadata(meta, rrdb_config_from_state(state))
+    except ValueError as e:
+        raise WeightError(f"{p}: {e}") from None
     return state
 
 
 def _rename_esrgan(key: str) -> str:
-    head, _, rest = key.partition(".")
-    for i in (1, 2, 3):
-        rest = rest.replace(f"RDB{i}.", f"rdb{i}.")
-    return f"{_ESRGAN_RENAME.get(head, head)}.{rest}"
+    """One key of the ESRGAN repository's 2019 names -> BasicSR's (``RRDB_trunk.0.RDB1`` -> ``body.0.rdb1``)."""
+    return next(iter(_from_2019({key: None})))
 
 
 def load_generator(path: str | os.PathLike, *, key: str | None = None) -> tuple[RRDBNet, dict[str, int]]:
     """Build an RRDBNet with the architecture read off the weight file (scale, num_feat, num_block,
-    num_grow_ch) and load it; returns (net in eval mode, its config)."""
+    num_grow_ch) and load it strictly, in any layout ``read_state`` reads; returns (net in eval mode, its
+    config). WeightError (one line naming the file) when the file is no RRDBNet or does not fit."""
     state = read_state(path, key=key)
     try:
+        detect_layout(state)
         cfg = rrdb_config_from_state(state)
         net = RRDBNet(**cfg)
         net.load_state_dict(state, strict=True)
@@ -91,22 +120,78 @@ def load_generator(path: str | os.PathLike, *, key: str | None = None) -> tuple[
     return net.eval(), cfg
 
 
-def save_weights(path: str | os.PathLike, state: dict[str, torch.Tensor], *, ema: dict | None = None) -> None:
-    """Write a release-style weight file: ``.safetensors`` (flat tensors of the EMA, else ``state``) or ``.pth``
-    (``{"params": state, "params_ema": ema}``). Written to a temp file and renamed (never a half file)."""
+def _file_mode() -> int:
+    """0o666 minus the process umask (what open() gives a new file), read without changing the umask."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o644
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return                              # e.g. a platform without directory fds
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_weights(path: str | os.PathLike, state: dict[str, torch.Tensor], *, ema: dict | None = None,
+                 layout: str = "basicsr") -> None:
+    """Write a release-style weight file.
+
+    ``.safetensors``: flat tensors of the EMA (else ``state``), header metadata with the architecture
+    (``trainer.weights.arch_metadata``) when ``state`` is an RRDBNet. ``.pth``: layout ``basicsr`` ->
+    ``{"params": state, "params_ema": ema}`` (Real-ESRGAN's files); layout ``esrgan`` -> the bare ``model.N``
+    state_dict of the EMA (else ``state``), as ESRGAN's release and chaiNNer write it.
+    Durable: a temp file, fsync, rename, fsync of the folder (a crash leaves the old file or the new one, never a
+    half one); the file gets the normal 0o666 & ~umask mode (0644).
+    """
+    if layout not in ("basicsr", "esrgan"):
+        raise ValueError(f"layout must be 'basicsr' or 'esrgan', got {layout!r}")
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(p.name + ".tmp")
-    if p.suffix == ".safetensors":
-        from safetensors.torch import save_file
-        src = ema if ema is not None else state
-        save_file({k: v.detach().cpu().contiguous() for k, v in src.items()}, str(tmp))
-    else:
-        obj = {"params": {k: v.detach().cpu() for k, v in state.items()}}
-        if ema is not None:
-            obj["params_ema"] = {k: v.detach().cpu() for k, v in ema.items()}
-        torch.save(obj, tmp)
-    os.replace(tmp, p)
+    conv = to_esrgan if layout == "esrgan" else dict
+
+    def cpu(sd):
+        return {k: v.detach().cpu().contiguous() for k, v in conv(sd).items()}
+
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors.torch import save_file
+            src = ema if ema is not None else state
+            try:
+                meta = arch_metadata(rrdb_config_from_state(to_basicsr(src)), layout=layout)
+            except ValueError:
+                meta = {"format": "pt"}     # not an RRDBNet: tensors only
+            save_file(cpu(src), str(tmp), metadata=meta)
+        elif layout == "esrgan":
+            torch.save(cpu(ema if ema is not None else state), tmp)
+        else:
+            obj = {"params": cpu(state)}
+            if ema is not None:
+                obj["params_ema"] = cpu(ema)
+            torch.save(obj, tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, _file_mode())
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(p.parent)
 
 
 def save_checkpoint(path: str | os.PathLike, ckpt: dict) -> None:
