@@ -12,19 +12,28 @@ Position: every sample carries (worker, epoch, index) = its logical worker, epoc
 epoch stream. ``DataPosition`` tracks what the training loop consumed; a dataset started from a position skips
 exactly the consumed samples (without decoding them) and assigns DataLoader workers to logical workers so that the
 round-robin continues where it stopped.
+
+Faults: a corrupt or mismatched sample (or the unreadable rest of a truncated shard) is skipped and reported on
+the next sample (``skipped``, ``skip_msg``); it still counts as consumed, so positions stay exact. Only a spec the
+user typed may be ``pipe:`` or a URL (found paths are plain files); non-regular files are skipped, never opened
+blocking; loader workers and their ``pipe:`` commands are killed when the training process dies.
 """
 from __future__ import annotations
 
 import glob
 import hashlib
+import http.client
 import io
 import json
 import os
 import re
+import signal
+import stat
 import subprocess
+import sys
 import tarfile
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,19 +48,126 @@ _BRACE = re.compile(r"\{(\d+)\.\.(\d+)\}")
 
 
 class ShardError(ValueError):
-    """A shard that cannot be read; ``str(e)`` is one line naming the shard (and sample) and the problem."""
+    """A shard that cannot be read; ``str(e)`` is one line naming the shard (and sample) and the problem.
+
+    Re-raised by a DataLoader worker, torch builds the exception from "Caught ShardError in DataLoader worker
+    process N.\nOriginal Traceback ...": the message is cut back to the worker's own line."""
+
+    def __init__(self, *args):
+        if len(args) == 1 and isinstance(args[0], str) and args[0].startswith("Caught ") \
+                and "\nOriginal Traceback" in args[0]:
+            last = args[0].rstrip().splitlines()[-1]
+            args = (last.partition(f"{type(self).__name__}: ")[2] or last,)
+        super().__init__(*args)
 
 
-def expand_urls(specs: str | Sequence[str]) -> list[str]:
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+_SCHEMES = ("pipe:", "http:", "https:", "file:")
+
+
+def _as_path(p: str) -> str:
+    """A path found on disk, made unmistakable for a URL or ``pipe:`` command (``./`` in front)."""
+    return "./" + p if p.lower().startswith(_SCHEMES) else p
+
+
+def _not_regular(p: str) -> str | None:
+    """Why ``p`` is not a readable regular file (None when it is one). Never opens the file."""
+    try:
+        st = os.stat(p)
+    except OSError as e:
+        return f"cannot stat ({e.strerror})"
+    if stat.S_ISREG(st.st_mode):
+        return None
+    kind = ("FIFO" if stat.S_ISFIFO(st.st_mode) else "device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+            else "socket" if stat.S_ISSOCK(st.st_mode) else "directory" if stat.S_ISDIR(st.st_mode) else "special")
+    return f"not a regular file ({kind})"
+
+
+def _warn_stderr(msg: str) -> None:
+    print(f"warning: {msg}", file=sys.stderr, flush=True)
+
+
+def open_regular(path: str):
+    """Open a regular file for binary reading without ever blocking (a FIFO or device is refused, not opened
+    for good). Raises OSError (or ValueError for a non-regular file)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(_not_regular(path) or "not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+# --- parent-death handling for loader workers ---------------------------------------------------------------
+_PR_SET_PDEATHSIG = 1
+_PIPE_GROUPS: set[int] = set()         # process groups of this process's running `pipe:` commands
+
+
+def _set_pdeathsig(sig: int) -> bool:
+    """Ask Linux to send ``sig`` to this process when its parent dies (no-op elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+    except (OSError, AttributeError):   # pragma: no cover - no libc prctl
+        return False
+
+
+def _on_parent_death(signum, frame) -> None:   # pragma: no cover - runs in a dying loader worker
+    for pg in list(_PIPE_GROUPS):
+        try:
+            os.killpg(pg, signal.SIGKILL)
+        except OSError:
+            pass
+    os._exit(1)
+
+
+def worker_init_fn(worker_id: int | None = None) -> None:
+    """Make a DataLoader worker end when the training process dies, even while it is blocked reading (torch's
+    watchdog only looks between batches): PR_SET_PDEATHSIG delivers SIGTERM, whose handler kills the worker's
+    ``pipe:`` command groups and exits. ShardDataset/PairDataset call it themselves in each worker."""
+    if _set_pdeathsig(signal.SIGTERM):
+        signal.signal(signal.SIGTERM, _on_parent_death)
+        if os.getppid() == 1:             # the parent died before the signal was armed
+            _on_parent_death(signal.SIGTERM, None)
+
+
+def _pipe_preexec() -> None:               # pragma: no cover - runs in the forked child before exec
+    _set_pdeathsig(signal.SIGKILL)
+
+
+def expand_urls(specs: str | Sequence[str], *, warn: Callable[[str], None] | None = None) -> list[str]:
     """Turn shard specs into a list of URLs.
 
     A spec is a directory (its ``*.tar`` files, sorted), a glob (``shards/*.tar``), a brace range
     (``shards/shard-{000000..000009}.tar``), a file, ``pipe:CMD`` (tar bytes on CMD's stdout) or an http(s) URL.
-    Raises ShardError for a path that does not exist or a directory/glob without tar files.
+    Only a spec as typed may be ``pipe:`` or a URL: whatever a directory scan, glob or brace range finds is a
+    plain file path. Non-regular files (FIFO, device, socket) are skipped with one ``warn`` line each (default:
+    stderr). Raises ShardError for a path that does not exist, a directory/glob without tar files, or nothing left.
     """
     if isinstance(specs, (str, os.PathLike)):
         specs = [specs]
+    warn = warn or _warn_stderr
     out: list[str] = []
+    skipped: list[str] = []
+
+    def add(p: str) -> None:
+        why = _not_regular(p)
+        if why is None:
+            out.append(_as_path(p))
+        else:
+            skipped.append(f"{p}: {why}: skipped")
+            warn(skipped[-1])
+
     for spec in map(str, specs):
         if spec.startswith(("pipe:", "http://", "https://")):
             out += _brace_expand(spec)
@@ -62,19 +178,21 @@ def expand_urls(specs: str | Sequence[str]) -> list[str]:
             found = sorted(glob.glob(os.path.join(glob.escape(spec), "*.tar")))
             if not found:
                 raise ShardError(f"{spec}: directory contains no .tar shards")
-            out += found
+            for p in found:
+                add(p)
         elif any(c in spec for c in "*?["):
             found = sorted(glob.glob(spec))
             if not found:
                 raise ShardError(f"{spec}: no files match")
-            out += found
+            for p in found:
+                add(p)
         else:
             for p in _brace_expand(spec):
-                if not os.path.isfile(p):
+                if not os.path.lexists(p):
                     raise ShardError(f"{p}: shard not found")
-                out.append(p)
+                add(p)
     if not out:
-        raise ShardError("no shards given")
+        raise ShardError(f"{skipped[-1]}; no shards left to read" if skipped else "no shards given")
     return out
 
 
@@ -92,7 +210,11 @@ def _brace_expand(spec: str) -> list[str]:
 def open_stream(url: str):
     """A readable binary stream for a shard URL; errors of the source become ShardError naming the URL."""
     if url.startswith("pipe:"):
-        proc = subprocess.Popen(url[5:], shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # the user typed this command (expand_urls never makes one from a found name); its own process group
+        # and a parent-death signal, so it goes with the worker that reads it
+        proc = subprocess.Popen(url[5:], shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True, preexec_fn=_pipe_preexec)
+        _PIPE_GROUPS.add(proc.pid)
         try:
             yield proc.stdout
         except BaseException as e:     # consumer stopped early or failed
@@ -103,28 +225,36 @@ def open_stream(url: str):
                     rc = None
                 if rc:
                     msg = proc.stderr.read().decode(errors="replace").strip()
+                    _PIPE_GROUPS.discard(proc.pid)
                     raise ShardError(f"{url}: command exited with status {rc}"
-                                     + (f" ({msg.splitlines()[-1]})" if msg else "")) from None
-            proc.kill()
+                                     + (f" ({_one_line(msg.splitlines()[-1])})" if msg else "")) from None
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                proc.kill()
             proc.communicate()
+            _PIPE_GROUPS.discard(proc.pid)
             raise
         _, err = proc.communicate()    # drain the rest (tar padding) so the writer never sees SIGPIPE
+        _PIPE_GROUPS.discard(proc.pid)
         if proc.returncode != 0:
             msg = err.decode(errors="replace").strip()
             raise ShardError(f"{url}: command exited with status {proc.returncode}"
-                             + (f" ({msg.splitlines()[-1]})" if msg else ""))
+                             + (f" ({_one_line(msg.splitlines()[-1])})" if msg else ""))
     elif url.startswith(("http://", "https://")):
         try:
             resp = urllib.request.urlopen(url, timeout=60)  # noqa: S310 - user-given shard URL
         except Exception as e:  # noqa: BLE001
-            raise ShardError(f"{url}: cannot open ({e})") from None
+            raise ShardError(f"{url}: cannot open ({_one_line(e)})") from None
         with resp:
             yield resp
     else:
         try:
-            f = open(url, "rb")
+            f = open_regular(url)
         except OSError as e:
             raise ShardError(f"{url}: cannot open ({e.strerror})") from None
+        except ValueError as e:
+            raise ShardError(f"{url}: {e}") from None
         with f:
             yield f
 
@@ -144,17 +274,17 @@ def iter_raw_samples(url: str) -> Iterator[dict]:
                     continue
                 stem, ext = base.split(".", 1)
                 key = f"{d}/{stem}" if d else stem
-                data = tar.extractfile(member).read()
-                if cur is not None and cur["__key__"] != key:
+                if cur is not None and cur["__key__"] != key:   # complete before this member's data is read
                     yield cur
                     cur = None
+                data = tar.extractfile(member).read()
                 if cur is None:
                     cur = {"__key__": key, "__url__": url}
                 cur[ext] = data
             if cur is not None:
                 yield cur
-        except (tarfile.TarError, EOFError, OSError) as e:
-            raise ShardError(f"{url}: corrupt or truncated tar ({e})") from None
+        except (tarfile.TarError, EOFError, OSError, http.client.HTTPException) as e:
+            raise ShardError(f"{url}: corrupt or truncated tar ({_one_line(e)})") from None
 
 
 def _decode(url: str, key: str, name: str, data: bytes) -> np.ndarray:
@@ -285,8 +415,12 @@ class ShardDataset(IterableDataset):
     """Infinite stream of augmented training pairs from shards.
 
     Yields dicts: ``lq`` uint8 (3, gt_size/scale, gt_size/scale), ``gt`` uint8 (3, gt_size + 2 context, same),
-    ``key`` (str), ``worker``, ``epoch``, ``index`` (ints, for DataPosition). ``scale`` None means: take it from
-    the samples (every sample must then agree with the first one).
+    ``key`` (str), ``worker``, ``epoch``, ``index`` (ints, for DataPosition), ``skipped`` (int, samples skipped
+    as corrupt/mismatched just before this one) and ``skip_msg`` (str, the last reason, "" if none). ``scale``
+    None means: take it from the samples (every sample must then agree with the first one).
+
+    Subclasses (trainer.pairs.PairDataset) change only what a unit is: ``_iter_unit(unit)`` yields raw samples,
+    ``_decode(raw, rng)`` gives (hr, lr, scale).
     """
 
     def __init__(self, urls: Sequence[str], *, gt_size: int = 256, scale: int | None = None, seed: int = 0,
@@ -302,6 +436,21 @@ class ShardDataset(IterableDataset):
         self.position = position
         self.max_epochs = max_epochs
 
+    # -- what a unit is (a shard here) ------------------------------------------------------------------------
+    def _iter_unit(self, unit) -> Iterator[dict]:
+        return iter_raw_samples(unit)
+
+    def _decode(self, raw: dict, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
+        return decode_pair(raw, None, rng)
+
+    def _unit_samples(self, unit) -> Iterator[dict]:
+        """The unit's raw samples; a unit that fails part-way ends with one error marker (counted as a sample,
+        so every reader sees the same count)."""
+        try:
+            yield from self._iter_unit(unit)
+        except ShardError as e:
+            yield {"__error__": _one_line(e), "__key__": None}
+
     # -- the stream of one logical worker -------------------------------------------------------------------
     def _epoch_raw(self, epoch: int, g: int, total: int) -> Iterator[dict]:
         order = list(self.urls)
@@ -309,15 +458,12 @@ class ShardDataset(IterableDataset):
             perm = np.random.default_rng([self.seed, epoch]).permutation(len(order))
             order = [order[i] for i in perm]
         if len(order) >= total:            # split by shard
-            i = 0
             for url in order[g::total]:
-                for raw in iter_raw_samples(url):
-                    yield raw
-                    i += 1
+                yield from self._unit_samples(url)
         else:                              # fewer shards than readers: split by sample
             i = 0
             for url in order:
-                for raw in iter_raw_samples(url):
+                for raw in self._unit_samples(url):
                     if i % total == g:
                         yield raw
                     i += 1
@@ -341,9 +487,10 @@ class ShardDataset(IterableDataset):
             yield buf.pop()
 
     def make_sample(self, raw: dict, epoch: int) -> tuple[np.ndarray, np.ndarray, int]:
-        """Decode and augment one raw sample (deterministic in (seed, epoch, key))."""
+        """Decode and augment one raw sample (deterministic in (seed, epoch, key)). ShardError if it is corrupt
+        or does not fit (scale, size)."""
         rng = np.random.default_rng([self.seed, epoch, key_seed(raw["__key__"])])
-        hr, lr, scale = decode_pair(raw, None, rng)
+        hr, lr, scale = self._decode(raw, rng)
         where = f"{raw['__url__']}: {raw['__key__']}"
         if self.scale is not None and scale != self.scale:
             raise ShardError(f"{where}: sample scale {scale} differs from the training scale {self.scale}")
@@ -357,6 +504,7 @@ class ShardDataset(IterableDataset):
         nw = info.num_workers if info is not None else 1
         wid = info.id if info is not None else 0
         if info is not None:
+            worker_init_fn(wid)      # end with the training process, even while blocked in a read
             cv2.setNumThreads(1)     # N loader processes already use N cores; OpenCV's pool would oversubscribe
         pos = self.position
         if pos is not None and len(pos.workers) != nw:
@@ -366,18 +514,32 @@ class ShardDataset(IterableDataset):
         g = self.rank * nw + logical
         total = self.world_size * nw
         epoch, skip = (pos.workers[logical] if pos else (0, 0))
+        skipped, skip_msg = 0, ""      # carried to the next good sample, across epochs too (resume-exact)
         while self.max_epochs is None or epoch < self.max_epochs:
-            n = -1
+            n, good, bad = -1, 0, 0
             for n, raw in enumerate(self._epoch_shuffled(epoch, g, total)):
                 if n < skip:
                     continue
-                hr, lr, _ = self.make_sample(raw, epoch)
+                try:
+                    if "__error__" in raw:
+                        raise ShardError(raw["__error__"])
+                    hr, lr, _ = self.make_sample(raw, epoch)
+                except ShardError as e:
+                    skipped, skip_msg, bad = skipped + 1, _one_line(e), bad + 1
+                    continue
+                good += 1
                 yield {"lq": to_chw(lr), "gt": to_chw(hr), "key": raw["__key__"], "worker": logical, "epoch": epoch,
-                       "index": n}
+                       "index": n, "skipped": skipped, "skip_msg": skip_msg}
+                skipped, skip_msg = 0, ""
             if n < 0:
-                raise ShardError(f"loader worker {g} of {total} got no samples from {len(self.urls)} shard(s): "
-                                 "fewer samples than ranks x workers")
+                raise ShardError(f"loader worker {g} of {total} got no samples from {len(self.urls)} "
+                                 f"{self._unit_name}(s): fewer samples than ranks x workers")
+            if good == 0 and skip == 0:
+                raise ShardError(f"loader worker {g} of {total}: no readable samples in epoch {epoch} "
+                                 f"({bad} skipped; last: {skip_msg})")
             epoch, skip = epoch + 1, 0
+
+    _unit_name = "shard"
 
 
 def iter_val_pairs(urls: Sequence[str], limit: int | None = None) -> Iterator[tuple[str, np.ndarray, np.ndarray, int]]:
