@@ -202,11 +202,14 @@ def _check_jpeg_draft(data, max_pixels: int) -> tuple[int, int] | None:
 
 def read_image(path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read an image file as ``uint8`` HxWx3 RGB, C-contiguous. Raises :class:`ImageError` (one line)."""
+    from .fsutil import NotRegularFile, read_regular
+
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_regular(path)  # a FIFO or device is refused without blocking
     except IsADirectoryError:
         raise ImageError(path, "is a directory") from None
+    except NotRegularFile as e:
+        raise ImageError(path, "is a directory" if os.path.isdir(path) else e.strerror) from None
     except OSError as e:
         raise ImageError(path, e.strerror or str(e)) from None
     return decode_image(data, path, max_pixels=max_pixels)

@@ -453,13 +453,17 @@ def test_concurrent_run_on_same_folder_is_refused(photos, tmp_path):
     from degradekit.synth.run import _lock
     out = tmp_path / "busy"
     out.mkdir()
-    held = _lock(out, None)  # as if another synth were running
+    held = _lock(out, (1, 2))  # as if another synth were rendering part 1/2 (an OFD lock: same process counts)
     try:
-        r = CliRunner().invoke(cli, ["synth", "--src", str(photos), "--out", str(out), "--workers", "1", *FAST])
-        assert r.exit_code == 1 and "another `degradekit synth` is rendering into this folder" in r.output
+        for part in ([], ["--part", "1/1"], ["--part", "1/3"], ["--part", "2/3"]):  # all overlap 1/2
+            r = CliRunner().invoke(cli, ["synth", "--src", str(photos), "--out", str(out), "--workers", "1",
+                                         *part, *FAST])
+            assert r.exit_code == 1 and "another `degradekit synth`" in r.output, (part, r.output)
+            assert f"pid {os.getpid()}" in r.output and "--part 1/2" in r.output and str(out) in r.output
+            assert len(r.output.strip().splitlines()) == 1
         r = CliRunner().invoke(cli, ["synth", "--src", str(photos), "--out", str(out), "--workers", "1",
-                                     "--part", "1/2", *FAST])
-        assert r.exit_code == 0, r.output  # a different part may render into the same folder
+                                     "--part", "2/2", *FAST])
+        assert r.exit_code == 0, r.output  # a disjoint part may render into the same folder
     finally:
         held.close()
     r = CliRunner().invoke(cli, ["synth", "--src", str(photos), "--out", str(out), "--workers", "1", *FAST])
@@ -479,7 +483,15 @@ def test_unwritable_output(photos, tmp_path, monkeypatch):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
         return real_open(path, mode, *a, **k)
 
+    real_os_open = os.open
+
+    def deny_os(path, flags, *a, **k):
+        if flags & (os.O_WRONLY | os.O_RDWR) and str(tmp_path / "ro") in str(path):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real_os_open(path, flags, *a, **k)
+
     monkeypatch.setattr("builtins.open", deny)
+    monkeypatch.setattr(os, "open", deny_os)
     r = CliRunner().invoke(cli, ["synth", "--src", str(photos), "--out", str(tmp_path / "ro"), *FAST])
     assert r.exit_code == 1 and "Permission denied" in r.output and "not writable" in r.output
 

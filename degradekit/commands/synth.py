@@ -101,15 +101,19 @@ def synth(src, out, data_root, config_file, preset_name, pool_path, order, scale
                    f"{'part' if part_t else 'run'}: {len(mine)} shards, {n} samples, {n * settings.variants} pairs "
                    f"(HR {settings.patch}px, LR {settings.patch // settings.scale}px); nothing written")
         sys.exit(3 if plan.skipped else 0)
+    from degradekit.synth.procs import interrupt_exit_code, sigterm_as_interrupt
+
     try:
-        res = run_synth(sources, settings, out, workers=workers, part=part_t, strict=strict, progress=progress,
-                        log=log, pool_path=pool_path)
+        with sigterm_as_interrupt():  # SIGTERM: the same clean-up as Ctrl-C (workers stopped, temporaries removed)
+            res = run_synth(sources, settings, out, workers=workers, part=part_t, strict=strict,
+                            progress=progress, log=log, pool_path=pool_path)
     except SynthError as e:
         raise click.ClickException(str(e)) from None
-    except KeyboardInterrupt:
-        click.echo(f"synth: interrupted; complete shards in {out} are kept, run the same command to resume",
-                   err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as e:
+        code = interrupt_exit_code(e)
+        click.echo(f"synth: {'terminated (SIGTERM)' if code == 143 else 'interrupted'}; complete shards in {out} "
+                   f"are kept, run the same command to resume", err=True)
+        sys.exit(code)
     m = res.manifest
     t = m["totals"]
     rate = res.pairs / res.seconds if res.seconds > 0 else 0.0

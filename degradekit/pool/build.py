@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fsutil import atomic_write
+from ..fsutil import atomic_write, read_regular
 from ..progress import Progress
 from . import POOL_FORMAT, POOL_VERSION, PoolError
 from .kernelgan import KernelGANConfig
@@ -222,7 +222,7 @@ def build_pool(sources: list[tuple[Path, str]], out, settings: BuildSettings, *,
     entries, seen, todo = [], {}, []
     for path, rel in sources:
         try:
-            data = Path(path).read_bytes()
+            data = read_regular(path)  # a FIFO or device is skipped, never waited on
         except OSError as e:
             entries.append({"path": rel, "status": "skipped", "reason": e.strerror or str(e)})
             continue

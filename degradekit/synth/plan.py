@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..fsutil import read_regular
 from ..imageio import PNG_ENCODER, ImageError, check_image
 from .prepare import MIN_KERNEL, crop_origins, plan_copies
 
@@ -104,8 +105,7 @@ def scan_source(path: str, rel: str, max_pixels: int, min_size: int) -> SourceIn
     """Read, hash and validate one source; a bad one comes back with ``reason`` (the ImageError text)."""
     try:
         st = os.stat(path)
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_regular(path)  # a FIFO or device is refused without blocking
     except OSError as e:
         return SourceInfo(path, rel, reason=f"{path}: {e.strerror or e}")
     sha = hashlib.sha256(data).hexdigest()
@@ -124,7 +124,8 @@ def sources_hash(sources) -> str:
     """sha256 over (relative path, file sha256) of every usable source: the same wherever the files live."""
     h = hashlib.sha256()
     for s in sources:
-        h.update(f"{s.rel}\t{s.sha256}\n".encode())
+        # os.fsencode: lossless for any file name (undecodable bytes were surrogate-escaped), UTF-8 otherwise
+        h.update(os.fsencode(s.rel) + f"\t{s.sha256}\n".encode())
     return h.hexdigest()
 
 

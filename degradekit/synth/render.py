@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from ..fsutil import atomic_write
+from ..fsutil import atomic_write, read_regular
 from ..imageio import decode_image, encode_image
 from .plan import Plan, sample_seed, variant_seed
 from .prepare import crop_patch, scaled
@@ -42,8 +42,10 @@ class SourceCache:
         if si != self.si:
             src = self.plan.sources[si]
             path = path_override or src.path
-            with open(path, "rb") as f:
-                data = f.read()
+            try:
+                data = read_regular(path)
+            except OSError as e:  # gone, or replaced by a FIFO/device since the scan
+                raise SourceChanged(f"{path}: cannot read the source any more: {e.strerror or e}") from None
             sha = hashlib.sha256(data).hexdigest()
             if sha != src.sha256:
                 raise SourceChanged(f"{path}: sha256 {sha[:16]}... differs from the recorded {src.sha256[:16]}... "

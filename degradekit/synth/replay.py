@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fsutil import read_regular
 from ..imageio import decode_image, decode_png, encode_image
 from .manifest import load_manifest
 from .prepare import crop_patch, scaled
@@ -86,7 +87,7 @@ def replay_sample(folder, key: str, *, source=None, use_stored_hr: bool = False,
     if not use_stored_hr:
         src = Path(source or rec["source"]["path"])
         try:
-            data = src.read_bytes()
+            data = read_regular(src)
         except OSError as e:
             rep.add("source", False, f"{src}: {e.strerror or e} (use --source PATH or --stored-hr)")
             data = None

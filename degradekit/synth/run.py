@@ -29,6 +29,7 @@ from ..progress import Progress
 from .manifest import build_manifest, tool_version, write_manifest
 from .plan import Plan, Settings, SourceInfo, scan_source, sources_hash
 from .render import SourceChanged, render_shard
+from .procs import stop_processes, worker_init
 from .shards import SHARD_RE, TMP_SUFFIX, file_sha256, shard_name
 
 __all__ = ["SynthError", "RunResult", "run_synth", "plan_dataset", "part_shards", "parse_part", "EXIT_SKIPPED",
@@ -37,6 +38,8 @@ __all__ = ["SynthError", "RunResult", "run_synth", "plan_dataset", "part_shards"
 #: Exit status when the run finished but some inputs were skipped (0 = everything used, 1 = error, 2 = usage).
 EXIT_SKIPPED = 3
 STATE_DIR = ".degradekit"
+MAX_PARTS = 10**6
+_LOCK_SPAN = 1 << 62  # the lock file's byte range standing for the whole dataset (see _lock)
 
 
 class SynthError(RuntimeError):
@@ -75,6 +78,8 @@ def parse_part(text: str | None) -> tuple[int, int] | None:
         raise ValueError(f"--part: {text!r} is not I/N (e.g. 1/4)") from None
     if not (b >= 1 and 1 <= a <= b):
         raise ValueError(f"--part: {text!r} needs 1 <= I <= N")
+    if b > MAX_PARTS:
+        raise ValueError(f"--part: {text!r}: N is at most {MAX_PARTS}")
     return a, b
 
 
@@ -112,6 +117,7 @@ def _one_thread() -> int:
 
 
 def _init_worker(q) -> None:
+    worker_init()  # never outlive the parent (SIGKILL / SIGTERM to `synth`)
     _one_thread()
     _W.clear()
     _W["q"] = q
@@ -157,8 +163,9 @@ def _render_one(plan, shard, out_dir, pool, progress, timings):
     except SourceChanged as e:
         raise SynthError(str(e)) from None
     except OSError as e:
-        where = getattr(e, "filename", None) or str(Path(out_dir) / shard_name(shard))
-        raise ShardWriteError(f"{where}: cannot write shard: {e.strerror or e}") from None
+        # Always the shard's final name: the temporary's (or the sidecar's) name means nothing to the user.
+        raise ShardWriteError(f"{Path(out_dir) / shard_name(shard)}: cannot write shard: {e.strerror or e}") \
+            from None
 
 
 def _context():
@@ -174,14 +181,26 @@ def _context():
 # ---------------------------------------------------------------------------------------------------- state
 
 def _check_writable(out: Path) -> None:
+    import errno
+
+    probe = out / f".degradekit-probe-{os.getpid()}"
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".degradekit-probe-{os.getpid()}"
-        with open(probe, "wb") as f:
-            f.write(b"x")
-        os.unlink(probe)
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, b"x")
+            os.fsync(fd)  # a full disk may only show here
+        finally:
+            os.close(fd)
     except OSError as e:
-        raise SynthError(f"{e.filename or out}: output folder is not writable: {e.strerror or e}") from None
+        what = "no space left on the output folder's disk" if e.errno in (errno.ENOSPC, errno.EDQUOT) else \
+            "output folder is not writable"
+        raise SynthError(f"{e.filename or out}: {what}: {e.strerror or e}") from None
+    finally:
+        try:
+            os.unlink(probe)
+        except OSError:
+            pass
 
 
 def _load_scan_cache(out: Path) -> dict:
@@ -300,39 +319,124 @@ def run_synth(source_set, settings: Settings, out_dir, *, workers: int | None = 
     except cf.process.BrokenProcessPool as e:
         raise SynthError(f"{out}: a worker process died ({e}); finished shards are kept, rerun the same "
                          f"command to resume") from None
-    except BaseException:
-        if ex is not None:
-            for p in list((getattr(ex, "_processes", None) or {}).values()):
-                try:
-                    p.terminate()
-                except Exception:
-                    pass
-        raise
     finally:
         if ex is not None:
             ex.shutdown(wait=True, cancel_futures=True)
         lock.close()
 
 
-def _lock(out: Path, part):
-    """An exclusive lock on OUT for this part: two runs rendering the same shards into one folder would delete
-    each other's temporary files."""
-    import fcntl
+def _lock_range(part) -> tuple[int, int]:
+    """Byte range [start, start + length) of the lock file standing for part I/N (the fraction [(I-1)/N, I/N)).
 
-    name = "lock-all" if part is None else f"lock-part-{part[0]}-of-{part[1]}"
-    path = out / STATE_DIR / name
+    Fractions that do not overlap have disjoint shard blocks (part_shards floors both ends the same way), so
+    runs of parts that cannot touch the same shard may share a folder; any overlap is refused."""
+    i, n = part or (1, 1)
+    a, b = (i - 1) * _LOCK_SPAN // n, i * _LOCK_SPAN // n
+    return a, b - a
+
+
+class _Lock:
+    def __init__(self, f, holder: Path):
+        self.f, self.holder = f, holder
+
+    def close(self) -> None:
+        try:
+            self.holder.unlink()
+        except OSError:
+            pass
+        self.f.close()  # releases the record lock
+
+
+_FLOCK = "hhqqi4x"  # struct flock on 64-bit Linux: l_type, l_whence, l_start, l_len, l_pid
+
+
+def _try_lock(f, start: int, length: int) -> bool:
+    """Exclusive lock of [start, start + length) of the file; False when another holder overlaps.
+
+    Linux: an open-file-description lock (F_OFD_SETLK), which conflicts with another open of the file even in
+    the same process and is not dropped when the process closes some other descriptor of the file; elsewhere a
+    POSIX record lock."""
+    import fcntl
+    import struct
+
+    cmd = getattr(fcntl, "F_OFD_SETLK", None)
+    try:
+        if cmd is not None and sys.platform.startswith("linux"):
+            fcntl.fcntl(f.fileno(), cmd, struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, start, length, 0))
+        else:  # pragma: no cover - not Linux
+            fcntl.lockf(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB, length, start, os.SEEK_SET)
+    except OSError as e:
+        import errno
+
+        if e.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _holders(folder: Path, start: int, length: int) -> list[str]:
+    """Descriptions of the recorded runs whose part overlaps [start, start + length)."""
+    import json as _json
+    import socket
+
+    out = []
+    for f in sorted(folder.glob("*.json")):
+        try:
+            h = _json.loads(f.read_text())
+            if h["host"] == socket.gethostname() and not _alive(int(h["pid"])):
+                continue  # left by a killed run
+            part = tuple(h["part"]) if h.get("part") else None
+            a, n = _lock_range(part)
+            if a < start + length and start < a + n:
+                out.append(f"pid {int(h['pid'])} on {h['host']}, " +
+                           (f"--part {part[0]}/{part[1]}" if part else "all shards"))
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            continue
+    return out
+
+
+def _lock(out: Path, part):
+    """An exclusive lock on OUT for the shards of this part: two runs rendering the same shards into one folder
+    would delete each other's temporary files. One lock file per folder; each run locks the byte range of its
+    part (see _lock_range), so overlapping parts (1/2 and 1/3; no --part and 1/1) exclude each other."""
+    import json as _json
+    import socket
+
+    path = out / STATE_DIR / "lock"
+    start, length = _lock_range(part)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         f = open(path, "a+")
     except OSError as e:
         raise SynthError(f"{path}: cannot create: {e.strerror or e}") from None
     try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+        ok = _try_lock(f, start, length)
+    except OSError as e:
         f.close()
-        raise SynthError(f"{out}: another `degradekit synth` is rendering into this folder (lock {path}); "
-                         f"wait for it or stop it") from None
-    return f
+        raise SynthError(f"{path}: cannot lock: {e.strerror or e}") from None
+    if not ok:
+        f.close()
+        who = "; ".join(_holders(path.parent / "holders", start, length)) or "holder unknown"
+        mine = f"--part {part[0]}/{part[1]}" if part else "all shards"
+        raise SynthError(f"{out}: another `degradekit synth` ({who}) is rendering shards that overlap this run's "
+                         f"({mine}) into this folder (lock {path}); wait for it or stop it")
+    holder = path.parent / "holders" / f"{socket.gethostname()}-{os.getpid()}.json"
+    try:
+        atomic_write(holder, _json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                          "part": list(part) if part else None}), mkdir=True)
+    except OSError:
+        pass  # only names the holder in the other run's message
+    return _Lock(f, holder)
 
 
 def plan_dataset(source_set, settings: Settings, *, workers: int | None = None, strict: bool = False,
@@ -362,16 +466,7 @@ def _run(source_set, settings, out, workers, part, strict, pool_path, progress, 
 
     mine = part_shards(plan.n_shards, part)
     mine_set = set(mine)
-    # Stale temporary files of our own shards (a killed run) go; other parts' are left alone.
-    for p in out.iterdir():
-        if TMP_SUFFIX in p.name and p.name.startswith("shard-"):
-            base = p.name.split(TMP_SUFFIX)[0]
-            m = SHARD_RE.match(base)
-            if m and int(m.group(1)) in mine_set:
-                try:
-                    p.unlink()
-                except OSError:
-                    pass
+    _remove_temporaries(out, mine_set)  # stale ones of our own shards (a killed run); other parts' stay
     rows: dict[int, dict] = {}
     for s in mine:
         row = _finished_row(out, plan, s, log)
@@ -401,6 +496,13 @@ def _run(source_set, settings, out, workers, part, strict, pool_path, progress, 
             peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         elif todo:
             peak_kb = _render_parallel(plan, todo, out, ex, q, pool_path, prog, rows, timings)
+    except BaseException:
+        # An error, Ctrl-C or SIGTERM: stop the workers (a shard they are writing is incomplete anyway), then
+        # remove what they leave; the lock still covers these shards. Finished shards are kept.
+        if ex is not None:
+            stop_processes(list((getattr(ex, "_processes", None) or {}).values()))
+        _remove_temporaries(out, mine_set)
+        raise
     finally:
         if prog is not None:
             prog.close()
@@ -462,6 +564,8 @@ def _render_parallel(plan, todo, out, ex, q, pool_path, prog, rows, timings):
         finished, pending = cf.wait(pending, timeout=0.25, return_when=cf.FIRST_COMPLETED)
         _drain(q, prog)
         for f in finished:
+            if f.cancelled():  # cancelled by us after the first error: nothing to report
+                continue
             exc = f.exception()
             if exc is not None:
                 if error is None:
@@ -479,6 +583,18 @@ def _render_parallel(plan, todo, out, ex, q, pool_path, prog, rows, timings):
     if error is not None:
         raise error
     return peak_kb
+
+
+def _remove_temporaries(out: Path, shards: set) -> None:
+    """Delete ``shard-N.tar.tmp-*`` of the given shards."""
+    for p in out.iterdir():
+        if TMP_SUFFIX in p.name and p.name.startswith("shard-"):
+            m = SHARD_RE.match(p.name.split(TMP_SUFFIX)[0])
+            if m and int(m.group(1)) in shards:
+                try:
+                    p.unlink()
+                except OSError:
+                    pass
 
 
 def _drain(q, prog):

@@ -90,14 +90,22 @@ def _finish(spec: str, root: Path, files: list[Path]) -> SourceSet:
     root = root.resolve()
     files = [Path(os.path.abspath(f)) for f in files]
     pairs = []
-    for f in dict.fromkeys(files):  # de-duplicate, keep first
+    for f in dict.fromkeys(files):
         try:
             rel = f.relative_to(root).as_posix()
         except ValueError:
             rel = f.as_posix()
         pairs.append((rel, f))
     pairs.sort(key=lambda t: t[0])
-    return SourceSet(spec, root, tuple(f for _, f in pairs), tuple(r for r, _ in pairs))
+    # One photo reached by two names (a symlink, a loop, a list naming it twice) is used once: the first by
+    # relative path. Missing files stay (reported as skipped inputs).
+    seen, kept = set(), []
+    for rel, f in pairs:
+        real = os.path.realpath(f)
+        if real not in seen:
+            seen.add(real)
+            kept.append((rel, f))
+    return SourceSet(spec, root, tuple(f for _, f in kept), tuple(r for r, _ in kept))
 
 
 def resolve_sources(spec: str, *, data_root_value=None) -> SourceSet:
@@ -141,13 +149,35 @@ def resolve_sources(spec: str, *, data_root_value=None) -> SourceSet:
             return _finish(spec, p.parent, [p])
         return _from_list(spec, p)
     if any(c in spec for c in "*?["):
-        matches = [Path(m) for m in _glob.glob(os.path.expanduser(spec), recursive=True)]
+        matches = _glob_no_loops(os.path.expanduser(spec))
         files = [m for m in matches if m.is_file() and _is_image(m.name)]
         if not files:
             raise SourceError(f"{spec}: the glob matches no image files")
         return _finish(spec, _common_root(files), files)
     known = ", ".join(["sample", *DATASETS])
     raise SourceError(f"{spec}: no such file, directory, glob match or dataset name (datasets: {known})")
+
+
+def _glob_no_loops(pattern: str) -> list[Path]:
+    """glob.glob(pattern, recursive=True), except that ``**`` never descends into a symlinked folder (as the
+    folder form, os.walk): a ``loop -> .`` link is not followed, so neither repeats nor blows up."""
+    if "**" not in pattern:
+        return [Path(m) for m in _glob.glob(pattern, recursive=True)]
+    parts = Path(pattern).parts
+    k = next(i for i, c in enumerate(parts) if _glob.has_magic(c))
+    base = Path(*parts[:k]) if k else Path(".")
+    rest = "/".join(parts[k:])
+    if not base.is_dir():
+        return []
+    out = []
+    # pathlib's "**" (Python 3.11) does not follow symlinked folders; glob.glob's does.
+    for m in base.glob(rest):
+        rel_parts = m.relative_to(base).parts
+        # glob.glob skips dot-files for wildcards; keep that (only components the pattern does not spell out).
+        if any(c.startswith(".") for c in rel_parts) and not any(c.startswith(".") for c in parts[k:]):
+            continue
+        out.append(m if k else Path(os.path.normpath(m)))
+    return out
 
 
 def _from_list(spec: str, p: Path) -> SourceSet:
