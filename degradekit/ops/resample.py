@@ -29,6 +29,7 @@ the image-rs / fast_image_resize Gaussian).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import cv2
@@ -111,6 +112,13 @@ _KERNELS = {
 
 # --------------------------------------------------------------------------------------------- weights
 
+def _frozen(*arrays):
+    for a in arrays:  # cached: shared between calls, so read-only
+        a.flags.writeable = False
+    return arrays
+
+
+@functools.lru_cache(maxsize=512)
 def interp_weights(n_in: int, n_out: int, filter: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """OpenCV-style (antialias=False) taps of one axis: ``(idx, w, count)`` with idx int64 (n_out, K) input
     indices (clamped: replicated borders), w float64 (n_out, K) weights summing to 1 per row, count int64 (n_out,)
@@ -122,10 +130,10 @@ def interp_weights(n_in: int, n_out: int, filter: str) -> tuple[np.ndarray, np.n
     taps = x0[:, None] + np.arange(2 * half, dtype=np.int64)[None, :]
     w = f(taps - src[:, None])
     w /= w.sum(axis=1, keepdims=True)
-    idx = np.clip(taps, 0, n_in - 1)
-    return idx, w, np.full(n_out, 2 * half, np.int64)
+    return _frozen(np.clip(taps, 0, n_in - 1), w, np.full(n_out, 2 * half, np.int64))
 
 
+@functools.lru_cache(maxsize=512)
 def antialias_weights(n_in: int, n_out: int, filter: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pillow-style (antialias=True) taps of one axis, as Pillow's ``precompute_coeffs``: ``(idx, w, count)``;
     row i uses the ``count[i]`` contiguous input pixels from ``idx[i, 0]`` (the window clamped to the image), the
@@ -146,41 +154,23 @@ def antialias_weights(n_in: int, n_out: int, filter: str) -> tuple[np.ndarray, n
     w[j >= count[:, None]] = 0.0
     total = w.sum(axis=1, keepdims=True)
     w = np.divide(w, total, out=np.zeros_like(w), where=total != 0.0)
-    idx = np.minimum(taps, n_in - 1)
-    return idx, w, count
+    return _frozen(np.minimum(taps, n_in - 1), w, count)
 
 
 # --------------------------------------------------------------------------------------------- Numba passes
 
 @njit(cache=True, nogil=True)
-def _resample_rows(img, idx, w, count, out):
-    """Horizontal pass: out[y, i, c] = sum_k w[i, k] * img[y, idx[i, k], c] (float64 sum, k < count[i]).
-    img float32 (H, Win, 3), out float32 (H, Wout, 3)."""
-    for y in range(img.shape[0]):
-        for i in range(idx.shape[0]):
-            a0 = 0.0
-            a1 = 0.0
-            a2 = 0.0
-            for k in range(count[i]):
-                wk = w[i, k]
-                x = idx[i, k]
-                a0 += wk * img[y, x, 0]
-                a1 += wk * img[y, x, 1]
-                a2 += wk * img[y, x, 2]
-            out[y, i, 0] = a0
-            out[y, i, 1] = a1
-            out[y, i, 2] = a2
-
-
-@njit(cache=True, nogil=True)
 def _resample_cols(img, idx, w, count, acc, out):
-    """Vertical pass on rows flattened to (Hin, W * 3): out[i] = sum_k w[i, k] * img[idx[i, k]] (float64 row
-    accumulator ``acc`` of length W * 3, taps in order, as Pillow). out float32 (Hout, W * 3)."""
+    """Vertical pass on rows flattened to (Hin, W * 3): out[i] = sum_k w[i, k] * img[idx[i, k]], k < count[i],
+    taps in order (as Pillow) into the row accumulator ``acc`` (length W * 3, dtype of the sum). out float32
+    (Hout, W * 3)."""
     n = img.shape[1]
     for i in range(idx.shape[0]):
+        wk = w[i, 0]
+        row = idx[i, 0]
         for j in range(n):
-            acc[j] = 0.0
-        for k in range(count[i]):
+            acc[j] = wk * img[row, j]
+        for k in range(1, count[i]):
             wk = w[i, k]
             row = idx[i, k]
             for j in range(n):
@@ -189,21 +179,46 @@ def _resample_cols(img, idx, w, count, acc, out):
             out[i, j] = acc[j]
 
 
-def _apply_separable(img, size_hw, weights):
+@functools.lru_cache(maxsize=1024)
+def _taps(n_in: int, n_out: int, filter: str, antialias: bool):
+    """(idx, w, count) of one axis with w in the dtype of the sums: float64 (Pillow) / float32 (OpenCV)."""
+    if antialias:
+        return antialias_weights(n_in, n_out, filter)
+    idx, w, count = interp_weights(n_in, n_out, filter)
+    return _frozen(idx, w.astype(np.float32), count)
+
+
+def _pass(img, n_out, filter, antialias):
+    """Resample axis 0 of a float32 (N, M, 3) array to n_out."""
+    idx, w, count = _taps(img.shape[0], n_out, filter, antialias)
+    m = img.shape[1] * 3
+    out = np.empty((n_out, img.shape[1], 3), np.float32)
+    _resample_cols(img.reshape(img.shape[0], m), idx, w, count, np.empty(m, w.dtype), out.reshape(n_out, m))
+    return out
+
+
+def _pass_rows(img, n_out, filter, antialias):
+    # The horizontal pass is the vertical one on the transposed image: cv2.transpose is ~0.03 ms at 100x400x3
+    # and the contiguous pass vectorises, where a gathering loop does not. Same sums in the same order.
+    h, w, _ = img.shape
+    t = _pass(cv2.transpose(img).reshape(w, h, 3), n_out, filter, antialias)
+    return cv2.transpose(t).reshape(h, n_out, 3)
+
+
+def _apply_separable(img, size_hw, filter, antialias):
+    """Both passes (an axis of unchanged size is skipped). Horizontal first (Pillow's order) when antialiased;
+    without antialias (no twin to match bit for bit) the vertical one first when the height shrinks, so that
+    the horizontal pass with its two transposes runs on fewer rows (this changes the result only by the float32
+    rounding of the intermediate)."""
     h, w = size_hw
     hin, win, _ = img.shape
+    if not antialias and w != win and h < hin:
+        return _pass_rows(_pass(img, h, filter, antialias), w, filter, antialias)
     cur = img
     if w != win:
-        idx, wt, cnt = weights(win, w)
-        nxt = np.empty((hin, w, 3), np.float32)
-        _resample_rows(cur, idx, wt, cnt, nxt)
-        cur = nxt
+        cur = _pass_rows(cur, w, filter, antialias)
     if h != hin:
-        idx, wt, cnt = weights(hin, h)
-        flat = cur.reshape(hin, -1)
-        out = np.empty((h, flat.shape[1]), np.float32)
-        _resample_cols(flat, idx, wt, cnt, np.empty(flat.shape[1], np.float64), out)
-        cur = out.reshape(h, cur.shape[1], 3)
+        cur = _pass(cur, h, filter, antialias)
     return cur if cur is not img else img.copy()
 
 
@@ -239,7 +254,7 @@ def resample(img: np.ndarray, size_hw: tuple[int, int], filter: str, antialias: 
     if filter == "nearest":
         return cv2.resize(img, (w, h), interpolation=cv2.INTER_NEAREST_EXACT).reshape(h, w, 3)
     if antialias:
-        return _apply_separable(img, (h, w), lambda n_in, n_out: antialias_weights(n_in, n_out, filter))
+        return _apply_separable(img, (h, w), filter, True)
     if filter in _CV2:
         return cv2.resize(img, (w, h), interpolation=_CV2[filter]).reshape(h, w, 3)
-    return _apply_separable(img, (h, w), lambda n_in, n_out: interp_weights(n_in, n_out, filter))
+    return _apply_separable(img, (h, w), filter, False)  # float32 sums, as OpenCV
