@@ -13,24 +13,37 @@ from numba import njit
 from ._check import check_image
 
 
-def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+# Chroma subsampling -> OpenCV's sampling-factor value; "420" passes nothing (OpenCV's default is 4:2:0), so
+# the default call is byte for byte the one the realesrgan preset has always made.
+SUBSAMPLINGS = ("444", "422", "420", "440")
+_SAMPLING = {"444": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444, "422": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
+             "440": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_440}
+
+
+def jpeg(img: np.ndarray, quality: int, subsampling: str = "420") -> np.ndarray:
     """JPEG-compress a float32 HxWx3 RGB image in [0, 1] and decode it again.
 
     ``q8 = round(clip(img, 0, 1) * 255)`` as uint8, encoded by ``cv2.imencode('.jpg', ...)`` with
-    ``IMWRITE_JPEG_QUALITY = quality`` (OpenCV defaults otherwise: baseline, 4:2:0 chroma subsampling) and
-    decoded by ``cv2.imdecode``; the codec sees BGR (OpenCV's channel order) so that its RGB->YCbCr transform
-    is the right one. Returns the decoded image / 255 as float32 HxWx3 RGB in [0, 1].
+    ``IMWRITE_JPEG_QUALITY = quality`` (OpenCV defaults otherwise: baseline, Annex K tables) and decoded by
+    ``cv2.imdecode``; the codec sees BGR (OpenCV's channel order) so that its RGB->YCbCr transform is the
+    right one. Returns the decoded image / 255 as float32 HxWx3 RGB in [0, 1].
 
-    ``quality``: int in [1, 100].
+    ``quality``: int in [1, 100]. ``subsampling``: chroma subsampling "444", "422" (half horizontally),
+    "420" (half both ways, the default and OpenCV's) or "440" (half vertically).
     """
     img = check_image(img)
     if isinstance(quality, (bool, np.bool_)) or not isinstance(quality, (int, np.integer)):
         raise TypeError(f"quality: expected an int in [1, 100], got {type(quality).__name__}")
     if not 1 <= quality <= 100:
         raise ValueError(f"quality: expected an int in [1, 100], got {quality}")
+    if not isinstance(subsampling, str) or subsampling not in SUBSAMPLINGS:
+        raise ValueError(f"subsampling: expected one of {', '.join(map(repr, SUBSAMPLINGS))}; got {subsampling!r}")
     q8 = np.empty(img.shape, np.uint8)
     _quantize_bgr(img.reshape(-1), q8.reshape(-1))
-    ok, buf = cv2.imencode(".jpg", q8, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    if subsampling != "420":
+        params += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, _SAMPLING[subsampling]]
+    ok, buf = cv2.imencode(".jpg", q8, params)
     if not ok:  # pragma: no cover - libjpeg does not fail on valid uint8 HxWx3 input
         raise RuntimeError(f"jpeg: OpenCV failed to encode a {img.shape} image")
     dec = cv2.imdecode(buf, cv2.IMREAD_COLOR)
