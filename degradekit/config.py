@@ -28,6 +28,19 @@ PI = math.pi
 MODES = ("area", "bilinear", "bicubic")
 SIZES = (7, 9, 11, 13, 15, 17, 19, 21)
 MAX_KERNEL_SIZE = 21
+# The issue-11 vocabulary.  Copies of the ops' tuples (tests check they are equal) so that importing the config
+# (every CLI --help) does not import the ops.
+FILTERS = ("nearest", "box", "bilinear", "hamming", "bicubic_a50", "bicubic_a75", "mitchell", "catmull_rom",
+           "lanczos3", "lanczos4", "gaussian")                                    # = ops.resample.FILTERS
+DITHER_METHODS = ("bayer2", "bayer4", "bayer8", "floyd_steinberg", "jarvis", "stucki", "atkinson", "burkes",
+                  "sierra")                                                       # = ops.dither.DITHER_METHODS
+SUBSAMPLINGS = ("444", "422", "420", "440")
+VIDEO_CODECS = ("h264", "hevc", "mpeg2", "mpeg4", "vp9", "av1")                    # keys of ops.video.VIDEO_CODECS
+CODECS = ("jpeg", "webp", "avif", "jpeg2000") + VIDEO_CODECS
+#: a stage's steps in the fixed order ("jpeg" is the compression step, whatever the codec)
+STEPS = ("blur", "resize", "halo", "noise", "color", "banding", "dither", "jpeg")
+#: the largest intermediate image a config may produce (check_size_bound): 64 Mpx = 768 MB as float32 RGB
+MAX_INTERMEDIATE_PIXELS = 64_000_000
 
 
 class ConfigError(ValueError):
@@ -41,6 +54,22 @@ def _f(default, doc: str, **checks):
     of a tuple; odd; choices; nonempty; unique.  Two-element float tuples are ranges [lo, hi] with lo <= hi.
     """
     return field(default=default, metadata={"doc": doc, **checks})
+
+
+def _check_weights(name: str, choices: tuple, weights: tuple):
+    """Problems of the optional weights `name` of the choice tuple `choices` (empty weights = uniform)."""
+    if not weights:
+        return
+    if len(weights) != len(choices):
+        yield name, f"{len(weights)} weights for {len(choices)} choices (give one per choice, or none)"
+    elif abs(sum(weights) - 1.0) > 1e-6:
+        yield name, f"weights sum to {sum(weights):.6g}, must sum to 1"
+
+
+def _check_at_most_one(table_names: tuple[str, ...], obj):
+    total = sum(getattr(obj, n) for n in table_names)
+    if total > 1.0 + 1e-9:
+        yield table_names[-1], f"{' + '.join(table_names)} = {total:.6g}, must be <= 1"
 
 
 # ----------------------------------------------------------------------------------------------- dataclasses
@@ -85,8 +114,24 @@ class KernelConfig:
                                            lo=0.0, lo_open=True, hi=100.0)
     beta_low_prob: float = _f(0.5, "probability of drawing beta below 1 (from U(lo, 1))", lo=0.0, hi=1.0)
     pool_prob: float = _f(0.0, "probability of a kernel from the --pool (RealSR) instead", lo=0.0, hi=1.0)
+    box_prob: float = _f(0.0, "probability of a box blur (of a non-pool kernel; box, disk, motion and median "
+                         "together <= 1, sinc and the six kinds share the rest)", lo=0.0, hi=1.0)
+    disk_prob: float = _f(0.0, "probability of a disk (defocus) blur", lo=0.0, hi=1.0)
+    motion_prob: float = _f(0.0, "probability of a linear motion blur", lo=0.0, hi=1.0)
+    median_prob: float = _f(0.0, "probability of a median filter (not a kernel: ops.median)", lo=0.0, hi=1.0)
+    box_size: tuple[float, float] = _f((1.0, 3.0), "box side range, px (fractional: edge taps weighted)",
+                                       lo=1.0, hi=float(MAX_KERNEL_SIZE))
+    disk_radius: tuple[float, float] = _f((0.5, 3.0), "disk radius range, px", lo=0.0, lo_open=True,
+                                          hi=(MAX_KERNEL_SIZE - 1) / 2)
+    motion_length: tuple[float, float] = _f((1.0, 9.0), "motion segment length range, px", lo=1.0,
+                                            hi=float(MAX_KERNEL_SIZE - 2))
+    motion_angle: tuple[float, float] = _f((-180.0, 180.0), "motion direction range, degrees counter-clockwise "
+                                           "from +x", lo=-360.0, hi=360.0)
+    median_sizes: tuple[int, ...] = _f((3, 5), "median window sizes (uniform choice)", lo=3, hi=15, odd=True,
+                                       nonempty=True, unique=True)
 
     def _checks(self):
+        yield from _check_at_most_one(("box_prob", "disk_prob", "motion_prob", "median_prob"), self)
         for name in ("generalized_beta", "plateau_beta"):
             lo, hi = getattr(self, name)
             if not lo <= 1.0 <= hi:
@@ -105,8 +150,20 @@ class ResizeConfig:
                                 unique=True)
     size_ref: str = _f("current", "output size: \"current\" = floor(current * s); \"final\" = "
                        "int((HR // scale) * s) (the reference's stage-2 rule)", choices=("current", "final"))
+    filter_prob: float = _f(0.0, "probability of resampling with one of `filters` (ops.resample) instead of "
+                            "one of `modes`", lo=0.0, hi=1.0)
+    filters: tuple[str, ...] = _f(FILTERS, "resampling filters (choice, see filter_weights)", choices=FILTERS,
+                                  nonempty=True, unique=True)
+    filter_weights: tuple[float, ...] = _f((), "weights of `filters` (sum 1; empty = uniform)", lo=0.0, hi=1.0)
+    antialias_prob: float = _f(0.0, "probability that a filter resize is antialiased (support scaled with the "
+                               "factor when shrinking, as Pillow/MATLAB; else interpolating as OpenCV)",
+                               lo=0.0, hi=1.0)
+    down_up_prob: float = _f(0.0, "probability of a down-up chain: first to floor(target * f) with a second "
+                             "drawn mode/filter, then to the target", lo=0.0, hi=1.0)
+    down_up: tuple[float, float] = _f((0.5, 0.9), "down-up chain factor f range", lo=0.0, lo_open=True, hi=1.0)
 
     def _checks(self):
+        yield from _check_weights("filter_weights", self.filters, self.filter_weights)
         total = self.up_prob + self.down_prob + self.keep_prob
         if abs(total - 1.0) > 1e-6:
             yield "", f"up_prob + down_prob + keep_prob = {total:.6g}, must sum to 1"
@@ -122,6 +179,25 @@ class NoiseConfig:
     gray_prob: float = _f(0.4, "probability of gray noise (one field for the 3 channels)", lo=0.0, hi=1.0)
     pool_prob: float = _f(0.0, "probability of a noise patch from the --pool (RealSR) instead", lo=0.0,
                           hi=1.0)
+    uniform_prob: float = _f(0.0, "probability of uniform noise instead of Gaussian/Poisson (uniform, speckle "
+                             "and salt-and-pepper together <= 1)", lo=0.0, hi=1.0)
+    speckle_prob: float = _f(0.0, "probability of speckle (multiplicative) noise instead", lo=0.0, hi=1.0)
+    salt_pepper_prob: float = _f(0.0, "probability of salt-and-pepper noise instead", lo=0.0, hi=1.0)
+    uniform_amplitude: tuple[float, float] = _f((1.0, 20.0), "uniform noise amplitude range (U(-a, a), 0-255 "
+                                                "scale)", lo=0.0, hi=255.0)
+    speckle_sigma: tuple[float, float] = _f((5.0, 30.0), "speckle sigma range (c + c n, n ~ N(0, sigma / 255))",
+                                            lo=0.0, hi=255.0)
+    salt_pepper_amount: tuple[float, float] = _f((0.001, 0.01), "fraction of pixels set to 0 or 1", lo=0.0,
+                                                 hi=1.0)
+    salt_ratio: tuple[float, float] = _f((0.3, 0.7), "share of salt (1) among the set pixels", lo=0.0, hi=1.0)
+    luma_prob: float = _f(0.0, "probability that Gaussian/uniform/speckle noise is on luma (BT.601 Y) only",
+                          lo=0.0, hi=1.0)
+    chroma_prob: float = _f(0.0, "probability that it is on chroma (Cb, Cr) only (else gray_prob decides "
+                            "gray / per channel)", lo=0.0, hi=1.0)
+
+    def _checks(self):
+        yield from _check_at_most_one(("uniform_prob", "speckle_prob", "salt_pepper_prob"), self)
+        yield from _check_at_most_one(("luma_prob", "chroma_prob"), self)
 
 
 @dataclass(frozen=True)
@@ -129,18 +205,176 @@ class JpegConfig:
     """JPEG compression with a real libjpeg codec."""
     quality: tuple[float, float] = _f((30.0, 95.0), "quality range; quality = round(U(lo, hi)), an integer",
                                       lo=1.0, hi=100.0)
+    subsampling: tuple[str, ...] = _f(("420",), "chroma subsampling choices (4:2:0 is Real-ESRGAN's)",
+                                      choices=SUBSAMPLINGS, nonempty=True, unique=True)
+    subsampling_weights: tuple[float, ...] = _f((), "weights of `subsampling` (sum 1; empty = uniform)",
+                                                lo=0.0, hi=1.0)
+
+    def _checks(self):
+        yield from _check_weights("subsampling_weights", self.subsampling, self.subsampling_weights)
+
+
+@dataclass(frozen=True)
+class CodecWeights:
+    """Weights of the codecs of a compression step (sum 1)."""
+    jpeg: float = _f(1.0, "JPEG (libjpeg via OpenCV; quality and subsampling in the jpeg table)", lo=0.0, hi=1.0)
+    webp: float = _f(0.0, "WebP, lossy (libwebp via Pillow)", lo=0.0, hi=1.0)
+    avif: float = _f(0.0, "AVIF (libavif via Pillow)", lo=0.0, hi=1.0)
+    jpeg2000: float = _f(0.0, "JPEG 2000 (OpenJPEG via Pillow)", lo=0.0, hi=1.0)
+    h264: float = _f(0.0, "an H.264 intra frame (libx264 via PyAV)", lo=0.0, hi=1.0)
+    hevc: float = _f(0.0, "an HEVC frame (libx265 via PyAV)", lo=0.0, hi=1.0)
+    mpeg2: float = _f(0.0, "an MPEG-2 frame (FFmpeg's mpeg2video)", lo=0.0, hi=1.0)
+    mpeg4: float = _f(0.0, "an MPEG-4 Part 2 frame (FFmpeg's mpeg4)", lo=0.0, hi=1.0)
+    vp9: float = _f(0.0, "a VP9 frame (libvpx-vp9 via PyAV)", lo=0.0, hi=1.0)
+    av1: float = _f(0.0, "an AV1 frame (libaom/libsvtav1 via PyAV)", lo=0.0, hi=1.0)
+
+    def _checks(self):
+        total = sum(dataclasses.astuple(self))
+        if abs(total - 1.0) > 1e-6:
+            yield "", f"weights sum to {total:.6g}, must sum to 1"
+
+    def used(self) -> tuple[str, ...]:
+        """The codecs with weight > 0, in CODECS order."""
+        return tuple(c for c in CODECS if getattr(self, c) > 0)
+
+
+@dataclass(frozen=True)
+class WebpConfig:
+    quality: tuple[int, int] = _f((40, 95), "lossy quality range (integers, uniform)", lo=1, hi=100)
+
+
+@dataclass(frozen=True)
+class AvifConfig:
+    quality: tuple[int, int] = _f((40, 90), "quality range (integers, uniform)", lo=0, hi=100)
+    speed: tuple[int, int] = _f((6, 8), "encoder speed range (integers; higher = faster, coarser)", lo=0, hi=10)
+
+
+@dataclass(frozen=True)
+class Jpeg2000Config:
+    rate: tuple[float, float] = _f((10.0, 60.0), "compression rate range (ratio to the raw size)", lo=1.0,
+                                   hi=1000.0)
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """One video codec's still-frame settings (checked against ops.video.VIDEO_CODECS)."""
+    quality: tuple[int, int] = _f((20, 32), "crf (h264, hevc, vp9, av1) or qscale (mpeg2, mpeg4) range, "
+                                  "integers", lo=0, hi=63)
+    presets: tuple[str, ...] = _f(("medium",), "encoder presets (uniform choice)", nonempty=True, unique=True)
+    pix_fmts: tuple[str, ...] = _f(("yuv420p",), "pixel formats (uniform choice)", nonempty=True, unique=True)
+
+
+@dataclass(frozen=True)
+class CompressionConfig:
+    """The codec choice of a compression step and each codec's settings (JPEG's are the jpeg table)."""
+    weights: CodecWeights = _f(CodecWeights(), "codec weights (sum 1)")
+    webp: WebpConfig = _f(WebpConfig(), "WebP settings")
+    avif: AvifConfig = _f(AvifConfig(), "AVIF settings")
+    jpeg2000: Jpeg2000Config = _f(Jpeg2000Config(), "JPEG 2000 settings")
+    h264: VideoConfig = _f(VideoConfig((18, 32), ("medium",), ("yuv420p",)), "H.264 settings (crf)")
+    hevc: VideoConfig = _f(VideoConfig((20, 34), ("medium",), ("yuv420p",)), "HEVC settings (crf)")
+    mpeg2: VideoConfig = _f(VideoConfig((2, 12), ("default",), ("yuv420p",)), "MPEG-2 settings (qscale)")
+    mpeg4: VideoConfig = _f(VideoConfig((2, 12), ("default",), ("yuv420p",)), "MPEG-4 Part 2 settings (qscale)")
+    vp9: VideoConfig = _f(VideoConfig((20, 40), ("good",), ("yuv420p",)), "VP9 settings (crf)")
+    av1: VideoConfig = _f(VideoConfig((25, 45), ("8",), ("yuv420p",)), "AV1 settings (crf)")
+
+    def _checks(self):
+        # Only codecs with weight > 0 are checked against the installed libraries: the presets that use
+        # JPEG alone never import PyAV.
+        used = [c for c in self.weights.used() if c != "jpeg"]
+        if not used:
+            return
+        from degradekit.ops import codec_info
+
+        for codec in used:
+            try:
+                codec_info.require(codec)
+            except ValueError as e:
+                yield f"weights.{codec}", str(e)
+                return
+        video = [c for c in used if c in VIDEO_CODECS]
+        if not video:
+            return
+        from degradekit.ops.video import VIDEO_CODECS as SPEC
+
+        for codec in video:
+            vc, spec = getattr(self, codec), SPEC[codec]
+            lo, hi = spec["quality"]
+            for i, q in enumerate(vc.quality):
+                if not lo <= q <= hi:
+                    yield f"{codec}.quality[{i}]", f"{q} out of range, must be in [{lo}, {hi}] for {codec}"
+            for field_name, allowed in (("presets", spec["presets"]), ("pix_fmts", spec["pix_fmts"])):
+                for i, v in enumerate(getattr(vc, field_name)):
+                    if v not in allowed:
+                        yield (f"{codec}.{field_name}[{i}]",
+                               f"{v!r} is not one of {', '.join(map(repr, allowed))} for {codec}")
+
+
+@dataclass(frozen=True)
+class HaloConfig:
+    """Oversharpening halos: img + amount (img - G_radius) where |img - G| * 255 > threshold."""
+    amount: tuple[float, float] = _f((0.5, 1.5), "sharpening amount range", lo=0.0, hi=10.0)
+    radius: tuple[float, float] = _f((0.8, 2.0), "Gaussian sigma range, px", lo=0.0, hi=20.0)
+    threshold: tuple[float, float] = _f((0.0, 5.0), "threshold range on the 0-255 scale", lo=0.0, hi=255.0)
+
+
+@dataclass(frozen=True)
+class BandingConfig:
+    """Bit-depth reduction (banding): rint(x (2^bits - 1)) / (2^bits - 1)."""
+    bits: tuple[int, ...] = _f((5, 6), "bits per channel (uniform choice)", lo=1, hi=8, nonempty=True,
+                               unique=True)
+
+
+@dataclass(frozen=True)
+class DitherConfig:
+    """Quantisation to a few levels with ordered or error-diffusion dithering."""
+    levels: tuple[int, int] = _f((4, 32), "levels per channel range (integers, uniform)", lo=2, hi=256)
+    methods: tuple[str, ...] = _f(DITHER_METHODS, "dithering methods (uniform choice)", choices=DITHER_METHODS,
+                                  nonempty=True, unique=True)
+
+
+@dataclass(frozen=True)
+class ColorConfig:
+    """Colour/brightness/gamma jitter (opt-in: a colour shift between HR and LR teaches a network to shift
+    colours)."""
+    brightness: tuple[float, float] = _f((-0.03, 0.03), "brightness offset range", lo=-1.0, hi=1.0)
+    contrast: tuple[float, float] = _f((0.95, 1.05), "contrast factor range", lo=0.0, hi=10.0)
+    saturation: tuple[float, float] = _f((0.9, 1.1), "saturation factor range", lo=0.0, hi=10.0)
+    gamma: tuple[float, float] = _f((0.95, 1.05), "gamma range", lo=0.0, lo_open=True, hi=10.0)
 
 
 @dataclass(frozen=True)
 class StageConfig:
-    """One degradation stage: blur, resize, noise, JPEG (each with its probability)."""
+    """One degradation stage: blur, resize, noise, compression (each with its probability), optional halo,
+    colour, banding and dither steps, in the fixed order or shuffled."""
     blur_prob: float = _f(1.0, "probability of the blur", lo=0.0, hi=1.0)
     kernel: KernelConfig = _f(KernelConfig(), "the blur kernel")
     resize: ResizeConfig = _f(ResizeConfig(), "the random resize (always applied; keep_prob gives factor 1)")
     noise_prob: float = _f(1.0, "probability of the noise", lo=0.0, hi=1.0)
     noise: NoiseConfig = _f(NoiseConfig(), "the noise")
-    jpeg_prob: float = _f(1.0, "probability of the JPEG step", lo=0.0, hi=1.0)
-    jpeg: JpegConfig = _f(JpegConfig(), "the JPEG step")
+    jpeg_prob: float = _f(1.0, "probability of the compression step (codec: compression.weights)", lo=0.0,
+                          hi=1.0)
+    jpeg: JpegConfig = _f(JpegConfig(), "the JPEG settings")
+    compression: CompressionConfig = _f(CompressionConfig(), "the codec choice of the compression step")
+    halo_prob: float = _f(0.0, "probability of oversharpening halos (after the resize)", lo=0.0, hi=1.0)
+    halo: HaloConfig = _f(HaloConfig(), "the oversharpening")
+    color_prob: float = _f(0.0, "probability of colour jitter; opt-in: it teaches a network to shift colours",
+                           lo=0.0, hi=1.0)
+    color: ColorConfig = _f(ColorConfig(), "the colour jitter")
+    banding_prob: float = _f(0.0, "probability of banding (bit-depth reduction)", lo=0.0, hi=1.0)
+    banding: BandingConfig = _f(BandingConfig(), "the banding")
+    dither_prob: float = _f(0.0, "probability of dithered quantisation", lo=0.0, hi=1.0)
+    dither: DitherConfig = _f(DitherConfig(), "the dithering")
+    step_order: str = _f("fixed", "\"fixed\": blur, resize, halo, noise, color, banding, dither, jpeg; "
+                         "\"shuffle\": a uniform random order of the steps the stage can take, per sample",
+                         choices=("fixed", "shuffle"))
+
+    def steps(self) -> tuple[str, ...]:
+        """The steps this stage can take (probability > 0; the resize always), in the fixed order."""
+        probs = {"blur": self.blur_prob, "resize": 1.0, "halo": self.halo_prob, "noise": self.noise_prob,
+                 "color": self.color_prob, "banding": self.banding_prob, "dither": self.dither_prob,
+                 "jpeg": self.jpeg_prob}
+        return tuple(s for s in STEPS if probs[s] > 0)
 
 
 @dataclass(frozen=True)
@@ -165,7 +399,18 @@ class FinalConfig:
                                      hi=MAX_KERNEL_SIZE, odd=True, nonempty=True, unique=True)
     sinc_omega: tuple[float, float] = _f((PI / 3, PI), "sinc cutoff omega_c range (rad/px), every size",
                                          lo=0.0, lo_open=True, hi=PI)
-    jpeg: JpegConfig = _f(JpegConfig(), "the final JPEG (always applied)")
+    jpeg: JpegConfig = _f(JpegConfig(), "the final JPEG settings")
+    filter_prob: float = _f(0.0, "probability of resampling to HR // scale with one of `filters` instead of "
+                            "one of `modes`", lo=0.0, hi=1.0)
+    filters: tuple[str, ...] = _f(FILTERS, "resampling filters (choice, see filter_weights)", choices=FILTERS,
+                                  nonempty=True, unique=True)
+    filter_weights: tuple[float, ...] = _f((), "weights of `filters` (sum 1; empty = uniform)", lo=0.0, hi=1.0)
+    antialias_prob: float = _f(0.0, "probability that a filter resize is antialiased", lo=0.0, hi=1.0)
+    compression: CompressionConfig = _f(CompressionConfig(), "the codec choice of the final compression "
+                                        "(always applied)")
+
+    def _checks(self):
+        yield from _check_weights("filter_weights", self.filters, self.filter_weights)
 
 
 # Real-ESRGAN's second stage (the first stage is StageConfig()).
@@ -218,6 +463,34 @@ def preset(name: str = "realesrgan") -> DegradeConfig:
 def stage_config(cfg: DegradeConfig, i: int) -> StageConfig:
     """The settings of stage i (1-based): stages[min(i, len) - 1]."""
     return cfg.stages[min(i, len(cfg.stages)) - 1]
+
+
+def check_size_bound(cfg: DegradeConfig, hr_hw: tuple[int, int], source: str) -> None:
+    """Reject a config whose largest reachable intermediate image exceeds MAX_INTERMEDIATE_PIXELS.
+
+    hr_hw: the HR size (synth: the patch; preview: the image).  Every stage is taken at its largest reachable
+    factor (up[1] when up_prob > 0, else 1 when keep_prob > 0, else down[1]), honouring size_ref exactly as
+    `apply` does.  Raises ConfigError("SOURCE: stages[k].resize.up: ...") (one line) before any work.
+    """
+    h, w = int(hr_hw[0]), int(hr_hw[1])
+    limit = MAX_INTERMEDIATE_PIXELS
+    if h * w > limit:
+        raise ConfigError(f"{source}: the {w}x{h} px HR is {h * w / 1e6:.1f} Mpx, more than the "
+                          f"{limit / 1e6:.0f} Mpx bound on an intermediate image")
+    final = (h // cfg.scale, w // cfg.scale)
+    for i in range(1, cfg.order + 1):
+        r = stage_config(cfg, i).resize
+        k = min(i, len(cfg.stages)) - 1
+        f = max(([r.up[1]] if r.up_prob > 0 else []) + ([1.0] if r.keep_prob > 0 else [])
+                + ([r.down[1]] if r.down_prob > 0 else []))
+        if r.size_ref == "final":
+            h, w = max(1, int(final[0] * f)), max(1, int(final[1] * f))
+        else:
+            h, w = max(1, math.floor(h * f)), max(1, math.floor(w * f))
+        if h * w > limit:
+            raise ConfigError(f"{source}: stages[{k}].resize.up: stage {i} can grow a {hr_hw[1]}x{hr_hw[0]} px HR "
+                              f"to {w}x{h} px ({h * w / 1e6:.0f} Mpx), more than the {limit / 1e6:.0f} Mpx bound "
+                              f"on an intermediate image")
 
 
 # ------------------------------------------------------------------------------------------- type conversion
@@ -540,3 +813,9 @@ def _flat_diff(a: dict, b: dict, prefix: str = ""):
             yield from _flat_diff(a[k], b[k], key)
         elif a[k] != b[k]:
             yield key, b[k]
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m degradekit.config > docs/config-reference.md`
+    print("# Config reference\n\nGenerated by `python -m degradekit.config` "
+          "(`degradekit.config.config_reference_markdown()`); defaults are the `realesrgan` preset.\n")
+    print(config_reference_markdown(), end="")

@@ -19,6 +19,8 @@ from degradekit.params import KernelParams
 
 #: the six non-sinc kinds, in the order of the spec's weight list
 KINDS = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
+#: the issue-11 blur kinds (KernelConfig.box_prob ... median_prob); median is a filter, not a kernel
+EXTRA_KINDS = ("box", "disk", "motion", "median")
 #: largest kernel the model uses (the HR image must be at least this big)
 MAX_KERNEL_SIZE = 21
 
@@ -139,6 +141,16 @@ def build_kernel(params: KernelParams, pool=None) -> np.ndarray:
         return plateau_kernel(params.size, params.sigma_x, params.sigma_y, params.theta, params.beta)
     if kind == "sinc":
         return sinc_kernel(params.size, params.omega_c)
+    if kind in ("box", "disk", "motion"):
+        from degradekit.ops import blur_kernels
+
+        if kind == "box":
+            return blur_kernels.box_kernel(params.width)
+        if kind == "disk":
+            return blur_kernels.disk_kernel(params.radius)
+        return blur_kernels.motion_kernel(params.length, params.angle)
+    if kind == "median":
+        raise ValueError("a median filter has no kernel (apply it with ops.median.median_blur)")
     if kind == "pool":
         if pool is None:
             raise ValueError(f"kernel {params.pool_id!r} comes from a pool, but no pool was given")
@@ -178,13 +190,22 @@ def sample_kernel(rng: np.random.Generator, kcfg, *, pool=None, scale: int = 4) 
     """Draw one stage blur kernel's parameters (spec section 2) from a `config.KernelConfig`.
 
     Order of the choice: a pool kernel with probability kcfg.pool_prob (uniform over pool.kernel_ids(scale));
-    otherwise a sinc with probability kcfg.sinc_prob; otherwise one of KINDS with kcfg.weights.
-    The size is drawn uniformly from kcfg.sizes for every non-pool kernel.
+    otherwise box/disk/motion/median with their probabilities (drawn only when one is > 0); otherwise a sinc
+    with probability kcfg.sinc_prob; otherwise one of KINDS with kcfg.weights.
+    The size is drawn uniformly from kcfg.sizes for every non-pool kernel (first, as in 0.1; the four new kinds
+    do not record it).
     """
     if kcfg.pool_prob > 0 and rng.uniform() < kcfg.pool_prob:
         ids = pool.kernel_ids(scale)
         return KernelParams(kind="pool", pool_id=str(ids[int(rng.integers(len(ids)))]))
     size = int(kcfg.sizes[int(rng.integers(len(kcfg.sizes)))])
+    probs = (kcfg.box_prob, kcfg.disk_prob, kcfg.motion_prob, kcfg.median_prob)
+    if sum(probs) > 0:
+        u, acc = rng.uniform(), 0.0
+        for kind, p in zip(EXTRA_KINDS, probs):
+            acc += p
+            if u < acc:
+                return _sample_extra_kernel(rng, kind, kcfg)
     if rng.uniform() < kcfg.sinc_prob:
         omega = kcfg.sinc_omega_small if size < kcfg.sinc_large_from else kcfg.sinc_omega_large
         return KernelParams(kind="sinc", size=size, omega_c=_uniform(rng, omega))
@@ -201,6 +222,19 @@ def sample_kernel(rng: np.random.Generator, kcfg, *, pool=None, scale: int = 4) 
     elif kind.startswith("plateau"):
         beta = _split_beta(rng, kcfg.plateau_beta, kcfg.beta_low_prob)
     return KernelParams(kind=kind, size=size, sigma_x=sigma_x, sigma_y=sigma_y, theta=theta, beta=beta)
+
+
+def _sample_extra_kernel(rng: np.random.Generator, kind: str, kcfg) -> KernelParams:
+    if kind == "box":
+        return KernelParams(kind="box", width=_uniform(rng, kcfg.box_size))
+    if kind == "disk":
+        return KernelParams(kind="disk", radius=_uniform(rng, kcfg.disk_radius))
+    if kind == "motion":
+        return KernelParams(kind="motion", length=_uniform(rng, kcfg.motion_length),
+                            angle=_uniform(rng, kcfg.motion_angle))
+    sizes = kcfg.median_sizes
+    return KernelParams(kind="median", size=int(sizes[int(rng.integers(len(sizes)))]) if len(sizes) > 1
+                        else int(sizes[0]))
 
 
 def sample_final_sinc(rng: np.random.Generator, fcfg) -> KernelParams | None:
