@@ -13,6 +13,7 @@ from degradekit.commands import inspect as _inspect_cmd
 from degradekit.commands import replay as _replay_cmd
 from degradekit.commands import manifest as _manifest_cmd
 from degradekit.commands import pool as _pool_cmd
+from degradekit.commands import export as _export_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,6 +37,7 @@ degradekit.add_command(_inspect_cmd.inspect)
 degradekit.add_command(_replay_cmd.replay)
 degradekit.add_command(_manifest_cmd.manifest)
 degradekit.add_command(_pool_cmd.pool)
+degradekit.add_command(_export_cmd.export)
 
 # --- trainer subcommands (one line per module) ---
 from trainer.commands import export as _t_export, fit as _t_fit, infer as _t_infer, interp as _t_interp  # noqa: E402

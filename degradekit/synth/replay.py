@@ -49,6 +49,13 @@ def find_sample(folder, key: str, manifest: dict) -> tuple[Path, dict]:
         raise ReplayError(f"{key!r} is not a sample key (a 9-digit number such as 000000042)") from None
     if not 0 <= index < manifest["n_samples"]:
         raise ReplayError(f"sample {key} out of range: the dataset has {manifest['n_samples']} samples")
+    from .export import ExportError, find_exported  # a `degradekit export` folder holds the pairs as files/LMDB
+    try:
+        exported = find_exported(folder, f"{index:09d}")
+    except ExportError as e:
+        raise ReplayError(str(e)) from None
+    if exported is not None:
+        return exported
     path = Path(folder) / shard_name(index // manifest["shard_size"])
     if not path.is_file():
         raise ReplayError(f"{path}: missing (sample {key} lives in it)")
@@ -126,6 +133,9 @@ def replay_sample(folder, key: str, *, source=None, use_stored_hr: bool = False,
 
     cfg = _config(m)
     for v, var in enumerate(rec["variants"]):
+        if "export" in rec and f"lr{v}.{codec}" not in fields:
+            rep.add(f"lr{v}", True, "variant not in this export")
+            continue
         rng = np.random.default_rng(var["seed"])
         if realsr:
             from ..pool import realsr as rs
