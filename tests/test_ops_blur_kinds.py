@@ -1,0 +1,175 @@
+"""degradekit.ops.blur_kernels (box, disk, motion) and degradekit.ops.median."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+
+from degradekit.ops import median as M
+from degradekit.ops.blur import blur
+from degradekit.ops.blur_kernels import _disk_area, box_kernel, disk_kernel, motion_kernel
+from degradekit.ops.median import median_blur
+
+
+def _moments(k):
+    """Centroid offset (x, row) from the kernel centre and the 2x2 covariance in (x, row) coordinates."""
+    c = k.shape[0] // 2
+    yy, xx = np.indices(k.shape) - c
+    mx, my = (k * xx).sum(), (k * yy).sum()
+    cov = np.array([[(k * (xx - mx) ** 2).sum(), (k * (xx - mx) * (yy - my)).sum()],
+                    [(k * (xx - mx) * (yy - my)).sum(), (k * (yy - my) ** 2).sum()]])
+    return mx, my, cov
+
+
+def _check_kernel(k):
+    assert k.dtype == np.float64 and k.ndim == 2 and k.shape[0] == k.shape[1] and k.shape[0] % 2 == 1
+    assert k.min() >= 0.0
+    assert abs(k.sum() - 1.0) < 1e-12
+    np.testing.assert_allclose(k, k[::-1, ::-1], atol=1e-15)  # point-symmetric: correlation == convolution
+
+
+# --------------------------------------------------------------------------------------------- box
+
+@pytest.mark.parametrize("size, k, edge", [(1.0, 1, None), (3.0, 3, 1.0), (4.0, 5, 0.5), (3.5, 5, 0.25),
+                                           (5.0, 5, 1.0), (1.6, 3, 0.3), (7.9, 9, 0.45)])
+def test_box_kernel_fractional_edges(size, k, edge):
+    ker = box_kernel(size)
+    _check_kernel(ker)
+    assert ker.shape == (k, k)
+    row = ker[k // 2] / ker[k // 2, k // 2]  # the 1-D profile, centre tap = 1
+    if edge is not None:
+        np.testing.assert_allclose(row[[0, -1]], edge, atol=1e-12)
+        np.testing.assert_allclose(row[1:-1], 1.0, atol=1e-12)
+    # Width exactly `size`: the unnormalised 1-D profile sums to size; separable: rank 1.
+    np.testing.assert_allclose(row.sum(), size, atol=1e-12)
+    assert np.linalg.matrix_rank(ker) == 1
+
+
+def test_box_kernel_grows_continuously():
+    # No jump when the size crosses an odd integer: the weights' variance is continuous in size.
+    var = [_moments(box_kernel(s))[2][0, 0] for s in (2.999, 3.0, 3.001)]
+    assert abs(var[0] - var[2]) < 1e-2
+
+
+# --------------------------------------------------------------------------------------------- disk
+
+@pytest.mark.parametrize("radius", [0.6, 1.0, 1.5, 2.3, 4.0, 7.25, 12.0])
+def test_disk_kernel_area_and_shape(radius):
+    ker = disk_kernel(radius)
+    _check_kernel(ker)
+    assert ker.shape[0] == 2 * math.ceil(radius - 0.5) + 1
+    np.testing.assert_allclose(_disk_area(radius).sum(), math.pi * radius ** 2, rtol=1e-12)
+    np.testing.assert_allclose(ker, ker.T, atol=1e-15)  # round
+    # Anti-aliased edge: some taps are partly covered; full ones are equal (the flat top of a disk).
+    inner = ker[ker > ker.max() * (1 - 1e-9)]
+    assert inner.size >= 1 and (ker[(ker > 0) & (ker < ker.max() * 0.999)]).size > 0
+    # The variance of a uniform disk is r^2 / 4 per axis; the taps sit at pixel centres, which adds ~0.1 px^2
+    # (measured 0.095..0.141 for r >= 1).
+    var = _moments(ker)[2][0, 0]
+    assert abs(var - radius ** 2 / 4) < 0.15
+
+
+@pytest.mark.parametrize("radius", [0.7, 2.3, 3.5])
+def test_disk_areas_match_brute_force_supersampling(radius):
+    ref_n = 2 * math.ceil(radius - 0.5) + 1
+    sub = 400
+    xs = (np.arange(ref_n * sub) + 0.5) / sub - ref_n / 2
+    xx, yy = np.meshgrid(xs, xs)
+    ref = (xx ** 2 + yy ** 2 <= radius ** 2).reshape(ref_n, sub, ref_n, sub).mean(axis=(1, 3))
+    np.testing.assert_allclose(_disk_area(radius), ref, atol=2e-4)  # the grid's own error ~ 1 / sub
+
+
+def test_small_disk_is_identity():
+    np.testing.assert_array_equal(disk_kernel(0.5), np.ones((1, 1)))
+    np.testing.assert_array_equal(disk_kernel(0.2), np.ones((1, 1)))
+
+
+# --------------------------------------------------------------------------------------------- motion
+
+@pytest.mark.parametrize("length", [5.0, 9.0, 14.5, 21.0])
+@pytest.mark.parametrize("angle", [0.0, 30.0, 45.0, 90.0, 123.0, -60.0])
+def test_motion_kernel_length_and_angle(length, angle):
+    ker = motion_kernel(length, angle)
+    _check_kernel(ker)
+    assert ker.shape[0] == 2 * math.ceil(length / 2) + 1
+    mx, my, cov = _moments(ker)
+    assert abs(mx) < 1e-12 and abs(my) < 1e-12  # centred
+    evals, evecs = np.linalg.eigh(cov)
+    major = evecs[:, 1]
+    # Direction in screen terms: +x right, up = -row. The sign of an axis is arbitrary: compare modulo 180.
+    found = math.degrees(math.atan2(-major[1], major[0])) % 180.0
+    assert min(abs(found - angle % 180.0), 180.0 - abs(found - angle % 180.0)) < 0.5
+    # Along the segment: uniform variance L^2 / 12 plus the bilinear splat's ~1/6; across: only the splat's.
+    assert abs(evals[1] - (length ** 2 / 12 + 1 / 6)) < 0.1
+    assert evals[0] < 0.2
+
+
+def test_motion_kernel_orientation_sign():
+    # 45 degrees rises to the right on screen: x up <-> row down, a negative x-row covariance.
+    assert _moments(motion_kernel(9, 45))[2][0, 1] < -1.0
+    assert _moments(motion_kernel(9, -45))[2][0, 1] > 1.0
+    horizontal = motion_kernel(7, 0)
+    assert horizontal[horizontal.shape[0] // 2].sum() > 0.999  # the centre row
+
+
+def test_motion_blur_of_a_point_draws_the_segment():
+    img = np.zeros((31, 31, 3), np.float32)
+    img[15, 15] = 1.0
+    out = blur(img, motion_kernel(11, 90))
+    col = out[:, 15, 0]
+    assert col.sum() == pytest.approx(1.0, abs=1e-5)
+    assert out[:, :14].max() < 1e-6 and out[:, 17:].max() < 1e-6  # vertical: nothing sideways
+    assert (col > 0.05).sum() >= 9  # spread over ~11 rows
+
+
+@pytest.mark.parametrize("fn, args, err", [
+    (box_kernel, (0.5,), "size: expected >= 1"),
+    (box_kernel, (float("nan"),), "finite"),
+    (disk_kernel, (0.0,), "radius: expected > 0"),
+    (disk_kernel, ("3",), "expected a number"),
+    (motion_kernel, (0.5, 0.0), "length: expected >= 1"),
+    (motion_kernel, (5.0, float("inf")), "angle: expected a finite"),
+])
+def test_bad_kernel_arguments(fn, args, err):
+    with pytest.raises((ValueError, TypeError), match=err) as e:
+        fn(*args)
+    assert "\n" not in str(e.value)
+
+
+# --------------------------------------------------------------------------------------------- median
+
+@pytest.mark.parametrize("shape", [(37, 41, 3), (3, 2, 3), (1, 1, 3), (1, 9, 3), (6, 1, 3)])
+@pytest.mark.parametrize("size", [3, 5, 7, 9, 15])
+def test_median_matches_scipy_mirror(shape, size):
+    img = np.random.default_rng(size).random(shape, dtype=np.float32)
+    out = median_blur(img, size)
+    assert out.dtype == np.float32 and out.shape == img.shape
+    np.testing.assert_array_equal(out, ndi.median_filter(img, size=(size, size, 1), mode="mirror"))
+
+
+def test_median_numba_kernel_matches_numpy():
+    # The Numba selection loop against np.median on the padded windows (also for the sizes cv2 serves).
+    rng = np.random.default_rng(7)
+    for k in (3, 5, 7):
+        pad = rng.random((12 + k - 1, 10 + k - 1, 3), dtype=np.float32)
+        pad[::3, ::2] = 0.5  # ties
+        out = np.empty((12, 10, 3), np.float32)
+        M._median_filter(pad, k, out)
+        win = np.lib.stride_tricks.sliding_window_view(pad, (k, k), axis=(0, 1))
+        np.testing.assert_array_equal(out, np.median(win.reshape(12, 10, 3, -1), axis=-1))
+
+
+def test_median_removes_impulses_and_keeps_edges():
+    img = np.zeros((20, 20, 3), np.float32)
+    img[:, 10:] = 1.0
+    noisy = img.copy()
+    noisy[5, 3] = 1.0
+    noisy[12, 15] = 0.0
+    np.testing.assert_array_equal(median_blur(noisy, 3), img)
+
+
+@pytest.mark.parametrize("size", [2, 1, 17, 4.0, True])
+def test_median_bad_size(size):
+    with pytest.raises((ValueError, TypeError), match="size: expected an odd int in 3..15"):
+        median_blur(np.zeros((8, 8, 3), np.float32), size)
