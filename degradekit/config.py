@@ -219,14 +219,15 @@ class CodecWeights:
     """Weights of the codecs of a compression step (sum 1)."""
     jpeg: float = _f(1.0, "JPEG (libjpeg via OpenCV; quality and subsampling in the jpeg table)", lo=0.0, hi=1.0)
     webp: float = _f(0.0, "WebP, lossy (libwebp via Pillow)", lo=0.0, hi=1.0)
-    avif: float = _f(0.0, "AVIF (libavif via Pillow)", lo=0.0, hi=1.0)
-    jpeg2000: float = _f(0.0, "JPEG 2000 (OpenJPEG via Pillow)", lo=0.0, hi=1.0)
+    avif: float = _f(0.0, "AVIF (libavif + libaom via Pillow)", lo=0.0, hi=1.0)
+    jpeg2000: float = _f(0.0, "JPEG 2000 (OpenJPEG via Pillow, one layer at a compression ratio)", lo=0.0,
+                         hi=1.0)
     h264: float = _f(0.0, "an H.264 intra frame (libx264 via PyAV)", lo=0.0, hi=1.0)
     hevc: float = _f(0.0, "an HEVC frame (libx265 via PyAV)", lo=0.0, hi=1.0)
     mpeg2: float = _f(0.0, "an MPEG-2 frame (FFmpeg's mpeg2video)", lo=0.0, hi=1.0)
     mpeg4: float = _f(0.0, "an MPEG-4 Part 2 frame (FFmpeg's mpeg4)", lo=0.0, hi=1.0)
     vp9: float = _f(0.0, "a VP9 frame (libvpx-vp9 via PyAV)", lo=0.0, hi=1.0)
-    av1: float = _f(0.0, "an AV1 frame (libaom/libsvtav1 via PyAV)", lo=0.0, hi=1.0)
+    av1: float = _f(0.0, "an AV1 frame (libsvtav1 via PyAV)", lo=0.0, hi=1.0)
 
     def _checks(self):
         total = sum(dataclasses.astuple(self))
@@ -260,8 +261,12 @@ class VideoConfig:
     """One video codec's still-frame settings (checked against ops.video.VIDEO_CODECS)."""
     quality: tuple[int, int] = _f((20, 32), "crf (h264, hevc, vp9, av1) or qscale (mpeg2, mpeg4) range, "
                                   "integers", lo=0, hi=63)
-    presets: tuple[str, ...] = _f(("medium",), "encoder presets (uniform choice)", nonempty=True, unique=True)
-    pix_fmts: tuple[str, ...] = _f(("yuv420p",), "pixel formats (uniform choice)", nonempty=True, unique=True)
+    presets: tuple[str, ...] = _f(("medium",), "encoder presets (uniform choice): x264/x265 ultrafast..placebo, "
+                                  "vp9 best|good|realtime, av1 (SVT-AV1) \"0\"..\"13\"", nonempty=True,
+                                  unique=True)
+    pix_fmts: tuple[str, ...] = _f(("yuv420p",), "pixel formats (uniform choice): yuv420p, yuv444p, "
+                                   "yuv420p10le, yuv444p10le (those the installed encoder has)", nonempty=True,
+                                   unique=True)
 
 
 @dataclass(frozen=True)
@@ -273,10 +278,10 @@ class CompressionConfig:
     jpeg2000: Jpeg2000Config = _f(Jpeg2000Config(), "JPEG 2000 settings")
     h264: VideoConfig = _f(VideoConfig((18, 32), ("medium",), ("yuv420p",)), "H.264 settings (crf)")
     hevc: VideoConfig = _f(VideoConfig((20, 34), ("medium",), ("yuv420p",)), "HEVC settings (crf)")
-    mpeg2: VideoConfig = _f(VideoConfig((2, 12), ("default",), ("yuv420p",)), "MPEG-2 settings (qscale)")
-    mpeg4: VideoConfig = _f(VideoConfig((2, 12), ("default",), ("yuv420p",)), "MPEG-4 Part 2 settings (qscale)")
+    mpeg2: VideoConfig = _f(VideoConfig((2, 12), ("",), ("yuv420p",)), "MPEG-2 settings (qscale; no presets: \"\")")
+    mpeg4: VideoConfig = _f(VideoConfig((2, 12), ("",), ("yuv420p",)), "MPEG-4 Part 2 settings (qscale; no presets)")
     vp9: VideoConfig = _f(VideoConfig((20, 40), ("good",), ("yuv420p",)), "VP9 settings (crf)")
-    av1: VideoConfig = _f(VideoConfig((25, 45), ("8",), ("yuv420p",)), "AV1 settings (crf)")
+    av1: VideoConfig = _f(VideoConfig((25, 45), ("8",), ("yuv420p",)), "AV1 settings (SVT-AV1 crf)")
 
     def _checks(self):
         # Only codecs with weight > 0 are checked against the installed libraries: the presets that use
@@ -299,11 +304,11 @@ class CompressionConfig:
 
         for codec in video:
             vc, spec = getattr(self, codec), SPEC[codec]
-            lo, hi = spec["quality"]
+            lo, hi = spec.quality_range
             for i, q in enumerate(vc.quality):
                 if not lo <= q <= hi:
                     yield f"{codec}.quality[{i}]", f"{q} out of range, must be in [{lo}, {hi}] for {codec}"
-            for field_name, allowed in (("presets", spec["presets"]), ("pix_fmts", spec["pix_fmts"])):
+            for field_name, allowed in (("presets", spec.presets), ("pix_fmts", spec.pix_fmts)):
                 for i, v in enumerate(getattr(vc, field_name)):
                     if v not in allowed:
                         yield (f"{codec}.{field_name}[{i}]",
@@ -446,14 +451,74 @@ class DegradeConfig:
 
 # --------------------------------------------------------------------------------------------------- presets
 
+# `realworld`: general real-world photos (docs/readme/vocabulary.md gives the mix and why).  Real-ESRGAN's two
+# stages and final step, with the kinds real inputs show: defocus/motion blur, Lanczos/bicubic resizes done by
+# editors and browsers (mostly antialiased), luma-heavy sensor noise, in-camera oversharpening, phone JPEG 4:2:0
+# and web WebP in stage 1; the last save (final) is JPEG, WebP, AVIF or a video frame.  Colour jitter stays 0.
+_WEB_FILTERS = ("lanczos3", "bicubic_a50", "bicubic_a75", "mitchell", "bilinear", "hamming", "box", "lanczos4",
+                "nearest")
+_WEB_FILTER_WEIGHTS = (0.3, 0.2, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.05)
+_PHONE_JPEG = JpegConfig(quality=(40.0, 95.0), subsampling=("420", "422", "444"),
+                         subsampling_weights=(0.75, 0.1, 0.15))
+_REALWORLD_STAGE1 = StageConfig(
+    blur_prob=0.9,
+    kernel=KernelConfig(disk_prob=0.1, motion_prob=0.08, box_prob=0.03, median_prob=0.02),
+    resize=ResizeConfig(filter_prob=0.5, filters=_WEB_FILTERS, filter_weights=_WEB_FILTER_WEIGHTS,
+                        antialias_prob=0.7, down_up_prob=0.1),
+    noise_prob=0.8,
+    noise=NoiseConfig(gaussian_prob=0.6, gaussian_sigma=(1.0, 20.0), poisson_scale=(0.05, 2.0), gray_prob=0.3,
+                      luma_prob=0.4, chroma_prob=0.1, speckle_prob=0.05, uniform_prob=0.03,
+                      salt_pepper_prob=0.01),
+    jpeg_prob=0.9,
+    jpeg=_PHONE_JPEG,
+    # stage 1 runs at up to the HR size: the slow encoders (AVIF, HEVC, VP9, AV1) are left to the final save
+    compression=CompressionConfig(weights=CodecWeights(jpeg=0.75, webp=0.15, h264=0.07, jpeg2000=0.03),
+                                  h264=VideoConfig((18, 30), ("veryfast", "medium"), ("yuv420p",))),
+    halo_prob=0.1,
+    halo=HaloConfig(amount=(0.3, 1.2), radius=(0.8, 2.0), threshold=(0.0, 4.0)),
+    banding_prob=0.03,
+    dither_prob=0.02,
+    dither=DitherConfig(levels=(8, 32)),
+)
+_REALWORLD_STAGE2 = StageConfig(
+    blur_prob=0.6,
+    kernel=KernelConfig(sigma=(0.2, 1.5), disk_prob=0.05, motion_prob=0.05, box_prob=0.05,
+                        disk_radius=(0.5, 2.0), motion_length=(1.0, 5.0)),
+    resize=ResizeConfig(up_prob=0.3, down_prob=0.4, keep_prob=0.3, up=(1.0, 1.2), down=(0.3, 1.0),
+                        size_ref="final", filter_prob=0.6, filters=_WEB_FILTERS,
+                        filter_weights=_WEB_FILTER_WEIGHTS, antialias_prob=0.7),
+    noise_prob=0.5,
+    noise=NoiseConfig(gaussian_sigma=(1.0, 10.0), poisson_scale=(0.05, 1.0), luma_prob=0.4, chroma_prob=0.1),
+    jpeg_prob=0.0,  # the final step is the last save
+    halo_prob=0.1,
+    halo=HaloConfig(amount=(0.3, 1.0), radius=(0.8, 1.5), threshold=(0.0, 4.0)),
+    step_order="shuffle",  # re-edits come in any order
+)
+_REALWORLD_FINAL = FinalConfig(
+    filter_prob=0.5, filters=_WEB_FILTERS, filter_weights=_WEB_FILTER_WEIGHTS, antialias_prob=0.7,
+    sinc_prob=0.4,
+    jpeg=_PHONE_JPEG,
+    compression=CompressionConfig(
+        weights=CodecWeights(jpeg=0.45, webp=0.2, avif=0.1, h264=0.1, hevc=0.05, vp9=0.05, av1=0.05),
+        webp=WebpConfig((40, 95)), avif=AvifConfig((40, 85), (6, 8)),
+        h264=VideoConfig((18, 32), ("veryfast", "medium"), ("yuv420p", "yuv444p")),
+        hevc=VideoConfig((20, 34), ("fast", "medium"), ("yuv420p",)),
+        vp9=VideoConfig((20, 40), ("good", "realtime"), ("yuv420p",)),
+        av1=VideoConfig((25, 45), ("8", "10"), ("yuv420p",))),
+)
+_REALWORLD = DegradeConfig(stages=(_REALWORLD_STAGE1, _REALWORLD_STAGE2), final=_REALWORLD_FINAL)
+
 PRESETS = {
     "realesrgan": DegradeConfig(),                # spec/realesrgan-model.md, x4
     "realesrgan-x2": DegradeConfig(scale=2),      # the same degradation at scale 2 (Real-ESRGAN's x2 model)
+    "realworld": _REALWORLD,                      # the issue-11 mix for general real-world photos, x4
+    "realworld-x2": dataclasses.replace(_REALWORLD, scale=2),
 }
 
 
 def preset(name: str = "realesrgan") -> DegradeConfig:
-    """A named preset (see PRESETS): "realesrgan" (x4, the spec) or "realesrgan-x2"."""
+    """A named preset (see PRESETS): "realesrgan" (x4, the spec), "realesrgan-x2", "realworld" (x4, the
+    issue-11 mix for real-world photos) or "realworld-x2"."""
     try:
         return PRESETS[name]
     except KeyError:

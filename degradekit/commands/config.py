@@ -11,7 +11,7 @@ def config():
 
 @config.command("show")
 @click.option("--preset", "preset_name", default="realesrgan", show_default=True,
-              help="Preset to show (realesrgan, realesrgan-x2).")
+              help="Preset to show (realesrgan, realesrgan-x2, realworld, realworld-x2).")
 @click.option("--file", "file", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="A (partial) TOML config: show it merged over its preset instead.")
 @click.option("--no-comments", is_flag=True, help="Leave out the comment line above each key.")
@@ -28,12 +28,19 @@ def show(preset_name: str, file: str | None, no_comments: bool):
 
 @config.command("check")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=str))
-def check(file: str):
-    """Validate FILE: print OK, or the one-line error and exit with status 1."""
-    from degradekit.config import ConfigError, load_config
+@click.option("--patch", type=click.IntRange(21, 100_000), default=400, show_default=True,
+              help="HR size (as synth --patch) for the bound on intermediate image sizes.")
+def check(file: str, patch: int):
+    """Validate FILE: print OK, or the one-line error and exit with status 1.
+
+    Besides every key, checks that the codecs it uses are installed and that no intermediate image can exceed
+    the size bound (degradekit.config.MAX_INTERMEDIATE_PIXELS) at an HR of PATCH x PATCH px.
+    """
+    from degradekit.config import ConfigError, check_size_bound, load_config
 
     try:
-        load_config(file)
+        cfg = load_config(file)
+        check_size_bound(cfg, (patch, patch), file)
     except ConfigError as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"{file}: OK")

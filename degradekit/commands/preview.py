@@ -42,7 +42,8 @@ def _check_out(out: Path) -> None:
                    "motorcycle_left, ...).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="TOML degradation config (see `degradekit config show`).")
-@click.option("--preset", "preset_name", default="realesrgan", show_default=True, help="Preset when no --config.")
+@click.option("--preset", "preset_name", default="realesrgan", show_default=True,
+              help="Preset when no --config (realesrgan, realesrgan-x2, realworld, realworld-x2).")
 @click.option("--scale", type=click.Choice(["1", "2", "4"]), default=None, help="Override the config's scale.")
 @click.option("--order", type=click.IntRange(1, 8), default=None, help="Override the config's order.")
 @click.option("--seeds", type=click.IntRange(1, 64), default=4, show_default=True, help="Rows (one seed each).")
@@ -135,9 +136,17 @@ def preview(img, sample_name, config_file, preset_name, scale, order, seeds, fir
         hr = read_image(img)
     except ImageError as e:
         raise click.ClickException(str(e)) from None
+    full_hw = hr.shape[:2]
     hr = np.ascontiguousarray(_center_crop(hr, crop))
     if min(hr.shape[:2]) < 21 or min(hr.shape[:2]) < 4 * cfg.scale:
-        raise click.ClickException(f"{img}: {hr.shape[1]}x{hr.shape[0]} is too small (at least 21x21 px)")
+        crop_note = f" (its crop is {hr.shape[1]}x{hr.shape[0]})" if hr.shape[:2] != full_hw else ""
+        raise click.ClickException(f"{img}: {full_hw[1]}x{full_hw[0]} is too small{crop_note} (at least 21x21 px)")
+    from degradekit.config import ConfigError, check_size_bound
+
+    try:
+        check_size_bound(cfg, hr.shape[:2], config_file or f"--preset {preset_name}")
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
     seed_list = list(range(first_seed, first_seed + seeds))
     sheet, records = pv.contact_sheet(hr, cfg, seed_list, pool=pool)
     write_png(out, sheet)

@@ -165,6 +165,11 @@ def build_settings(*, config_file, preset_name, order, scale, seed, patch, step,
                 changes["scale"] = int(scale)
             if changes:
                 cfg = validate_config(dataclasses.replace(cfg, **changes), "--order/--scale")
+            # before any work: the codecs it names are installed, and no intermediate image outgrows the bound
+            from degradekit.config import check_size_bound
+
+            where = config_file or f"--preset {preset_name or 'realesrgan'}"
+            check_size_bound(validate_config(cfg, where), (patch, patch), where)
         except ConfigError as e:
             raise click.ClickException(str(e)) from None
         uses_pool = any((st.blur_prob > 0 and st.kernel.pool_prob > 0) or (st.noise_prob > 0 and st.noise.pool_prob > 0)
