@@ -1,6 +1,8 @@
 """Tiled inference equals untiled; image formats (16-bit, alpha, gray); interpolation; ONNX export."""
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 import pytest
@@ -111,3 +113,100 @@ def test_onnx_export_runs_in_onnxruntime(tmp_path):
     save_weights(tmp_path / "g.pth", net.state_dict(), ema=net.state_dict())
     res = export_onnx(tmp_path / "g.pth", tmp_path / "g.onnx")
     assert res["checked"] and res["max_abs_diff"] < 1e-4 and res["scale"] == 2
+
+
+# ------------------------------------------------ `trainer infer` as the published command (issues 9, 10)
+def _run(*args):
+    from click.testing import CliRunner
+
+    import cli
+    return CliRunner().invoke(cli.trainer, [str(a) for a in args])
+
+
+def _weights(tmp_path, scale=4, gain=0.5):
+    net = _net(scale, gain=gain)
+    save_weights(tmp_path / "g.pth", net.state_dict(), ema=net.state_dict())
+    return net, tmp_path / "g.pth"
+
+
+@pytest.mark.parametrize("scale", [4, 2])
+def test_infer_defaults_to_no_pre_pad(tmp_path, scale):
+    net, w = _weights(tmp_path, scale, gain=1.0)
+    img = skimage.data.astronaut()[100:136, 200:244]          # 44 x 36: no mod-pad needed at x2
+    cv2.imwrite(str(tmp_path / "a.png"), img[..., ::-1])
+    r = _run("infer", w, tmp_path / "a.png", "--out", tmp_path / "o")
+    assert r.exit_code == 0, r.output
+    got = cv2.imread(str(tmp_path / "o" / "a_out.png"))[..., ::-1]
+    # inference_realesrgan.py: no padding at all, the net on the whole image, clamp, round
+    with torch.no_grad():
+        y = net(torch.from_numpy(img.astype(np.float32) / 255).permute(2, 0, 1)[None])
+    want = np.round(y[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    assert np.array_equal(got, want)
+    # the RealESRGANer class default (10) differs along the bottom and right edges only
+    r = _run("infer", w, tmp_path / "a.png", "--out", tmp_path / "o10", "--pre-pad", "10")
+    assert r.exit_code == 0, r.output
+    p10 = cv2.imread(str(tmp_path / "o10" / "a_out.png"))[..., ::-1].astype(int)
+    diff = np.abs(p10 - want).max(axis=2)
+    assert diff.max() > 2 and diff[: diff.shape[0] // 2, : diff.shape[1] // 2].max() <= 1
+
+
+def test_infer_tile_not_above_overlap_is_one_line(tmp_path):
+    _, w = _weights(tmp_path)
+    cv2.imwrite(str(tmp_path / "a.png"), skimage.data.chelsea()[:40, :48, ::-1])
+    r = _run("infer", w, tmp_path / "a.png", "--out", tmp_path / "o", "--tile", "8")
+    assert r.exit_code == 2 and "--tile 8 must be larger than --tile-overlap 32" in r.output
+    assert "Traceback" not in r.output and not (tmp_path / "o").exists()
+    # the library call says the same in one line; rounding up to the unshuffle factor never trips it
+    x = torch.rand(1, 3, 40, 48)
+    with pytest.raises(ValueError, match="tile 8 must be larger than the tile overlap 32"):
+        tiled_forward(_net(4), x, scale=4, tile=8, tile_overlap=32)
+    x1 = torch.rand(1, 3, 40, 48)
+    assert tiled_forward(_net(1), x1, scale=1, tile=6, tile_overlap=5, tile_pad=4).shape == (1, 3, 40, 48)
+
+
+def test_infer_skips_fifo_and_reports_undecodable_image(tmp_path):
+    import struct
+    import subprocess
+    import sys
+    import zlib
+    from pathlib import Path
+    _, w = _weights(tmp_path)
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "b.png"), skimage.data.chelsea()[:20, :24, ::-1])
+    os.mkfifo(src / "a_fifo.png")                 # nobody writes: reading it would block forever
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    # a valid PNG header claiming 10^10 pixels: OpenCV refuses it with cv2.error (no None)
+    ihdr = chunk(b"IHDR", struct.pack(">IIBBBBB", 10**5, 10**5, 8, 2, 0, 0, 0))
+    (src / "a_huge.png").write_bytes(b"\x89PNG\r\n\x1a\n" + ihdr + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                                     + chunk(b"IEND", b""))
+    # a real subprocess with a timeout: the old code blocked on the FIFO
+    code = "import sys, cli; sys.argv[0] = 'trainer'; cli.trainer()"
+    p = subprocess.run([sys.executable, "-c", code, "infer", str(w), str(src), str(src / "a_fifo.png"),
+                        "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120,
+                       cwd=Path(__file__).parent.parent)
+    err = p.stderr
+    assert "Traceback" not in err, err
+    assert err.count("a_fifo.png: a FIFO, not a regular file; skipped") == 2       # folder scan and argument
+    assert "error: " + str(src / "a_huge.png") + ": not a decodable image" in err
+    assert "1 of 2 image(s) failed (2 skipped)" in err and p.returncode == 1
+    assert cv2.imread(str(tmp_path / "o" / "b_out.png")).shape == (80, 96, 3)      # the other input is written
+    # read_image_any itself refuses non-regular files instead of blocking
+    with pytest.raises(InferError, match="a_fifo.png: not a regular file"):
+        read_image_any(src / "a_fifo.png")
+    # only FIFOs: nothing to do, one line
+    r = _run("infer", w, src / "a_fifo.png", "--out", tmp_path / "o2")
+    assert r.exit_code == 1 and "no images found" in r.output
+
+
+def test_infer_precision_flags_on_cpu(tmp_path):
+    _, w = _weights(tmp_path)
+    cv2.imwrite(str(tmp_path / "a.png"), skimage.data.chelsea()[:12, :16, ::-1])
+    r = _run("infer", w, tmp_path / "a.png", "--out", tmp_path / "o", "--half", "--device", "cpu")
+    assert r.exit_code == 0 and "--half needs CUDA; running in fp32" in r.output
+    r = _run("infer", w, tmp_path / "a.png", "--out", tmp_path / "o2", "--fp32", "--device", "cpu")
+    assert r.exit_code == 0 and "needs CUDA" not in r.output
+    assert np.array_equal(cv2.imread(str(tmp_path / "o" / "a_out.png")), cv2.imread(str(tmp_path / "o2" / "a_out.png")))
+    assert "fp16 is the default on CUDA" in " ".join(_run("infer", "--help").output.split())

@@ -1,5 +1,6 @@
-"""Export a generator: safetensors (EMA weights, flat keys) and ONNX (dynamic H, W), the latter checked by
-running it with onnxruntime against torch when onnxruntime is installed."""
+"""Export a generator: weight files in either key layout (``.pth`` / ``.safetensors``, EMA weights) and ONNX
+(dynamic N, H, W), the latter checked by running it with onnxruntime against torch when onnxruntime is
+installed."""
 from __future__ import annotations
 
 import os
@@ -11,13 +12,29 @@ import torch
 from trainer.checkpoint import load_generator, save_weights
 
 
-def export_safetensors(weights: str | os.PathLike, out: str | os.PathLike) -> Path:
-    """Write the (EMA) generator of ``weights`` as a flat ``.safetensors`` file."""
-    net, _ = load_generator(weights)
+def export_weights(weights: str | os.PathLike, out: str | os.PathLike, *, layout: str = "basicsr") -> dict:
+    """Write the (EMA) generator of ``weights`` (any readable layout) to ``out``.
+
+    ``.safetensors``: flat tensors with the architecture in the header metadata. ``.pth``: layout ``basicsr`` ->
+    ``{"params": state, "params_ema": state}`` (the released Real-ESRGAN files' key; both entries share one
+    storage, so the file is not doubled); ``esrgan`` -> ESRGAN's bare ``model.N`` dict.
+    Returns the architecture dict (scale, num_feat, num_block, ...) plus ``path`` and ``layout``.
+    """
+    out = Path(out)
+    if out.suffix not in (".safetensors", ".pth", ".pt"):
+        raise ValueError(f"{out}: expected a .safetensors or .pth file name")
+    net, cfg = load_generator(weights)
+    state = net.state_dict()
+    save_weights(out, state, ema=state, layout=layout)
+    return {**cfg, "path": str(out), "layout": layout}
+
+
+def export_safetensors(weights: str | os.PathLike, out: str | os.PathLike, *, layout: str = "basicsr") -> Path:
+    """Write the (EMA) generator of ``weights`` as a flat ``.safetensors`` file (architecture in the metadata)."""
     out = Path(out)
     if out.suffix != ".safetensors":
         raise ValueError(f"{out}: expected a .safetensors file name")
-    save_weights(out, net.state_dict())
+    export_weights(weights, out, layout=layout)
     return out
 
 

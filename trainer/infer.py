@@ -12,6 +12,7 @@ the ramps hide what little difference remains.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import cv2
@@ -56,7 +57,8 @@ def tiled_forward(net: torch.nn.Module, x: torch.Tensor, *, scale: int, tile: in
     """Run ``net`` on x (1, C, H, W) [0, 1] -> (1, C', H*scale, W*scale) float32 on x's device.
 
     tile 0 (or a tile covering the image) = one pass. H and W must be divisible by the net's unshuffle factor
-    (2 for x2, 4 for x1); ``upscale`` pads for you. tile, tile_overlap and tile_pad are rounded up to that factor.
+    (2 for x2, 4 for x1); ``upscale`` pads for you. tile, tile_overlap and tile_pad are rounded up to that factor
+    (the overlap then narrowed below the tile if needed). ValueError when tile <= tile_overlap.
     """
     m = _UNSHUFFLE[scale]
     _, _, h, w = x.shape
@@ -64,10 +66,12 @@ def tiled_forward(net: torch.nn.Module, x: torch.Tensor, *, scale: int, tile: in
         raise ValueError(f"tiled_forward: {w}x{h} not divisible by {m} (x{scale})")
     if tile <= 0 or (h <= tile and w <= tile):
         return net(x).float()
+    if tile_overlap >= tile:
+        raise ValueError(f"tile {tile} must be larger than the tile overlap {tile_overlap}")
     rnd = lambda v: -(-v // m) * m  # noqa: E731 - round up to the unshuffle factor
     tile, tile_overlap, tile_pad = rnd(tile), rnd(tile_overlap) // (2 * m) * (2 * m), rnd(tile_pad)
-    if tile_overlap >= tile:
-        raise ValueError(f"tile overlap {tile_overlap} must be smaller than the tile {tile}")
+    # rounding to the unshuffle factor must not turn a valid request into overlap >= tile: narrow the band
+    tile_overlap = min(tile_overlap, (tile - 1) // (2 * m) * (2 * m))
     out = acc = None
     for y0, y1 in _windows(h, tile, tile_overlap, m):
         for x0, x1 in _windows(w, tile, tile_overlap, m):
@@ -97,12 +101,18 @@ def read_image_any(path: str | os.PathLike) -> np.ndarray:
     EXIF orientation is applied. Raises InferError naming the file."""
     p = Path(path)
     try:
+        if not stat.S_ISREG(os.stat(p).st_mode):      # a FIFO or device would block or never end
+            raise InferError(f"{p}: not a regular file")
         data = np.fromfile(p, np.uint8)
     except OSError as e:
         raise InferError(f"{p}: cannot read ({e.strerror})") from None
     if data.size == 0:
         raise InferError(f"{p}: empty file")
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error as e:                            # e.g. a header claiming more pixels than OpenCV allows
+        msg = next((x.split("error:", 1)[-1].strip() for x in str(e).splitlines() if "error:" in x), "")
+        raise InferError(f"{p}: not a decodable image (OpenCV: {msg[:120] or 'decode failed'})") from None
     if img is None:
         # formats OpenCV lacks (or palette/CMYK oddities): Pillow, 8-bit RGB(A)
         try:
@@ -120,6 +130,8 @@ def read_image_any(path: str | os.PathLike) -> np.ndarray:
             raise InferError(f"{p}: unsupported sample type {img.dtype}")
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (3, 4)):
+        raise InferError(f"{p}: unsupported image layout {img.shape} (need gray, RGB or RGBA)")
     if img.ndim == 3:
         img = img[..., [2, 1, 0, 3][: img.shape[2]]]       # BGR(A) -> RGB(A)
     try:
@@ -134,11 +146,12 @@ def read_image_any(path: str | os.PathLike) -> np.ndarray:
 
 
 def upscale(net: torch.nn.Module, img: np.ndarray, *, scale: int, tile: int = 0, tile_overlap: int = 32,
-            tile_pad: int = 10, pre_pad: int = 10, outscale: float | None = None, alpha: str = "bicubic",
+            tile_pad: int = 10, pre_pad: int = 0, outscale: float | None = None, alpha: str = "bicubic",
             half: bool = False, device: torch.device | str = "cpu") -> np.ndarray:
     """Upscale an image array as read by ``read_image_any`` (same dtype/channels out).
 
-    RGB goes through the net (reflect pre-pad ``pre_pad`` px and mod-pad for x2/x1, removed afterwards); gray is
+    RGB goes through the net (reflect pre-pad ``pre_pad`` px, default 0 as Real-ESRGAN's inference command, and
+    mod-pad for x2/x1, removed afterwards); gray is
     replicated to RGB and converted back; alpha is upscaled separately (``bicubic`` or ``net``). ``outscale``
     resizes the result (Lanczos) to ``outscale`` x the input size.
     """

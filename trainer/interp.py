@@ -25,13 +25,15 @@ def interpolate_states(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], a
 
 
 def interpolate_files(path_a: str | os.PathLike, path_b: str | os.PathLike, alpha: float,
-                      out: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Interpolate two weight files (params_ema, else params, else bare) and write ``out`` (.pth with
-    params and params_ema both set to the result, or .safetensors)."""
+                      out: str | os.PathLike, *, layout: str = "basicsr") -> dict[str, torch.Tensor]:
+    """Interpolate two weight files (params_ema, else params, else bare; any layout ``read_state`` reads, so an
+    ESRGAN ``model.N`` file mixes with a BasicSR one) and write ``out`` (.pth with params and params_ema both set
+    to the result, or .safetensors; ``layout`` "esrgan" writes ESRGAN's names). Returns the result in BasicSR
+    names."""
     a, b = read_state(path_a), read_state(path_b)
     try:
         res = interpolate_states(a, b, alpha)
     except ValueError as e:
         raise WeightError(f"{path_a} vs {path_b}: {e}") from None
-    save_weights(out, res, ema=res)
+    save_weights(out, res, ema=res, layout=layout)
     return res

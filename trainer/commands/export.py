@@ -1,4 +1,4 @@
-"""`trainer export WEIGHTS --onnx F.onnx / --safetensors F.safetensors`."""
+"""`trainer export WEIGHTS [--pth F.pth] [--safetensors F.safetensors] [--layout basicsr|esrgan] [--onnx F.onnx]`."""
 from __future__ import annotations
 
 import click
@@ -8,21 +8,33 @@ import click
 @click.argument("weights", type=click.Path(dir_okay=False, exists=True))
 @click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False), default=None, help="Write an ONNX model.")
 @click.option("--safetensors", "st_path", type=click.Path(dir_okay=False), default=None,
-              help="Write the (EMA) generator as .safetensors.")
+              help="Write the (EMA) generator as .safetensors (architecture in the header metadata).")
+@click.option("--pth", "pth_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the (EMA) generator as a .pth weight file.")
+@click.option("--layout", type=click.Choice(["basicsr", "esrgan"]), default="basicsr", show_default=True,
+              help="Key names of --pth/--safetensors: basicsr (Real-ESRGAN/BasicSR: conv_first, body.N.rdbM...; "
+                   ".pth as {params, params_ema}) or esrgan (ESRGAN's model.N layout, a bare dict, as spandrel and "
+                   "chaiNNer save).")
 @click.option("--opset", type=click.IntRange(min=11), default=17, show_default=True, help="ONNX opset.")
 @click.option("--check/--no-check", default=True, show_default=True,
               help="Compare the ONNX model with torch using onnxruntime (when installed).")
-def export(weights, onnx_path, st_path, opset, check):
-    """Export a generator weight file (the EMA weights of a checkpoint) to ONNX and/or safetensors."""
+def export(weights, onnx_path, st_path, pth_path, layout, opset, check):
+    """Export a generator weight file (the EMA weights of a checkpoint; any layout trainer reads) to ONNX,
+    safetensors and/or .pth in either key layout."""
     from trainer.checkpoint import WeightError
-    from trainer.export import export_onnx, export_safetensors
+    from trainer.export import export_onnx, export_weights
 
-    if not onnx_path and not st_path:
-        raise click.UsageError("give --onnx FILE and/or --safetensors FILE")
+    if not onnx_path and not st_path and not pth_path:
+        raise click.UsageError("give --onnx FILE, --safetensors FILE and/or --pth FILE")
+    if st_path and not st_path.endswith(".safetensors"):
+        raise click.BadParameter(f"{st_path}: expected a .safetensors file name", param_hint="--safetensors")
+    if pth_path and not pth_path.endswith((".pth", ".pt")):
+        raise click.BadParameter(f"{pth_path}: expected a .pth file name", param_hint="--pth")
     try:
-        if st_path:
-            export_safetensors(weights, st_path)
-            click.echo(f"wrote {st_path}")
+        for path in (st_path, pth_path):
+            if path:
+                res = export_weights(weights, path, layout=layout)
+                click.echo(f"wrote {path} ({layout} layout, x{res['scale']}, {res['num_block']} blocks)")
         if onnx_path:
             try:
                 import onnx  # noqa: F401 - the exporter needs it
@@ -39,5 +51,6 @@ def export(weights, onnx_path, st_path, opset, check):
             elif check:
                 line += "; not checked (onnxruntime not installed)"
             click.echo(line)
-    except (WeightError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
+    except (WeightError, ValueError, OSError) as e:
+        msg = str(e) if isinstance(e, ValueError) else f"{getattr(e, 'filename', '') or weights}: {e.strerror or e}"
+        raise click.ClickException(msg.splitlines()[0]) from None
