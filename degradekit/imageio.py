@@ -18,6 +18,7 @@ the level and the encoder version (:data:`PNG_ENCODER`), so shards are byte-repr
 from __future__ import annotations
 
 import io
+import os
 import struct
 import warnings
 import zlib

@@ -81,10 +81,18 @@ def build(src, out, scale, iters, no_early_stop, seed, workers, device, shape, n
         raise click.ClickException(str(e)) from None
     if workers is None:
         workers = 1 if device == "cuda" else (os.cpu_count() or 1)
+    from degradekit.synth.procs import interrupt_exit_code, sigterm_as_interrupt
+
     try:
-        meta = build_pool(sources, out, settings, workers=workers, echo=lambda s: click.echo(s, err=True))
+        with sigterm_as_interrupt():  # SIGTERM: like Ctrl-C (workers stopped, their temporaries removed)
+            meta = build_pool(sources, out, settings, workers=workers, echo=lambda s: click.echo(s, err=True))
     except PoolError as e:
         raise click.ClickException(str(e)) from None
+    except KeyboardInterrupt as e:
+        code = interrupt_exit_code(e)
+        click.echo(f"pool build: {'terminated (SIGTERM)' if code == 143 else 'interrupted'}; finished photos in "
+                   f"{out} are kept, run the same command to resume", err=True)
+        raise SystemExit(code) from None
     c = meta["counts"]
     click.echo(f"wrote {out}: {c['kernels_usable']} usable kernels ({c['outliers']} outliers), "
                f"{c['noise_patches']} noise patches, {c['sources_ok']} of {c['sources']} photos used")

@@ -195,6 +195,9 @@ def _kernel_for(img, iid, rel, sha, out: Path, settings: BuildSettings) -> dict:
 
 # ------------------------------------------------------------------------------------------ the worker
 def _init_worker(device: str) -> None:
+    from ..synth.procs import worker_init
+
+    worker_init()  # never outlive `pool build` (SIGKILL / SIGTERM to it)
     import torch
 
     if device == "cpu":
@@ -253,16 +256,61 @@ def build_pool(sources: list[tuple[Path, str]], out, settings: BuildSettings, *,
                 import concurrent.futures as cf
                 import multiprocessing as mp
 
-                with cf.ProcessPoolExecutor(nw, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                                            initargs=(settings.device,)) as ex:
+                from ..synth.procs import stop_processes
+
+                ex = cf.ProcessPoolExecutor(nw, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                            initargs=(settings.device,))
+                pids: list[int] = []
+                try:
                     futs = [ex.submit(_work, t) for t in todo]
+                    pids = list(getattr(ex, "_processes", None) or {})
                     for f in cf.as_completed(futs):
                         m = f.result()
                         prog.update(1, _note(m))
+                except BaseException:
+                    # Ctrl-C, SIGTERM or a worker error: stop the workers now (a KernelGAN run takes minutes),
+                    # then remove the temporary files they may have left (NAME.tmp-PID).
+                    procs = getattr(ex, "_processes", None) or {}
+                    pids = sorted(set(pids) | set(procs))
+                    stop_processes(list(procs.values()))
+                    _remove_worker_temporaries(out, pids)
+                    raise
+                finally:
+                    ex.shutdown(wait=True, cancel_futures=True)
+    except cf_broken() as e:
+        raise PoolError(out, f"a worker process died ({e}); finished photos are kept, rerun the same command "
+                             f"to resume") from None
+    except OSError as e:
+        raise PoolError(out, f"cannot write {e.filename or 'a pool file'}: {e.strerror or e} (finished photos "
+                             f"are kept; rerun the same command to resume)") from None
     finally:
         prog.close()
     meta = assemble(out, entries, settings)
     return meta
+
+
+def cf_broken():
+    import concurrent.futures.process as cfp
+
+    return cfp.BrokenProcessPool
+
+
+def _remove_worker_temporaries(out: Path, pids) -> None:
+    """Delete the ``*.tmp-PID`` files (atomic_write's temporaries) of the given worker processes."""
+    suffixes = tuple(f".tmp-{p}" for p in pids)
+    if not suffixes:
+        return
+    for sub in ("", "kernels", "noise", ".progress"):
+        try:
+            names = os.listdir(out / sub)
+        except OSError:
+            continue
+        for n in names:
+            if n.endswith(suffixes):
+                try:
+                    os.unlink(out / sub / n)
+                except OSError:
+                    pass
 
 
 def _run_inline(todo, device, prog) -> None:
@@ -270,7 +318,8 @@ def _run_inline(todo, device, prog) -> None:
 
     old = torch.get_num_threads()
     try:
-        _init_worker(device)
+        if device == "cpu":
+            torch.set_num_threads(1)
         for t in todo:
             prog.update(1, _note(_process(*t)))
     finally:

@@ -32,27 +32,50 @@ def _set_pdeathsig(sig: int) -> bool:
         return False
 
 
-def _watch_parent(ppid: int, every: float) -> None:
-    # Portable fallback (and a guard for the race where the parent died before prctl): an orphan is re-parented.
+def _watch_parent(ppid: int, sentinel, every: float) -> None:
+    # The multiprocessing parent sentinel (a pipe from the parent process itself, also for forkserver workers,
+    # whose OS parent is the forkserver) reaches EOF when the parent ends; re-parenting is the fallback.
+    from multiprocessing.connection import wait
+
     while True:
-        time.sleep(every)
+        if sentinel is not None and wait([sentinel], timeout=every):
+            os._exit(1)
+        if sentinel is None:
+            time.sleep(every)
         if os.getppid() != ppid:
             os._exit(1)
 
 
 def worker_init(every: float = 0.5) -> None:
-    """Call first in a worker process: it is killed (SIGKILL) when its parent process ends, however it ends.
+    """Call first in a worker process: it ends (exit 1 / SIGKILL) when its parent process ends, however it ends.
 
-    Forkserver workers are children of the forkserver, which exits when the main process's end of its alive
-    pipe closes (the main process ended); the death signal then reaches every worker."""
+    Three guards: a thread waiting on multiprocessing's parent sentinel (EOF when the process that started
+    the worker dies); Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` (fires when the OS parent dies: the main process
+    for spawn workers, the forkserver for forkserver workers); and for forkserver workers, closing the
+    inherited write end of the forkserver's "alive" pipe, so that the forkserver too exits with the main
+    process (every client holding that pipe would otherwise keep it, and it them, alive)."""
+    import multiprocessing as mp
+
     ppid = os.getppid()
     # Ctrl-C reaches the whole process group: the parent handles it (stops the workers, removes temporaries);
     # a worker would only print a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _set_pdeathsig(signal.SIGKILL)
-    if os.getppid() != ppid or ppid == 1:  # the parent is already gone
-        os._exit(1)
-    threading.Thread(target=_watch_parent, args=(ppid, every), daemon=True, name="parent-watch").start()
+    try:
+        from multiprocessing import forkserver
+
+        fs = forkserver._forkserver
+        if fs._forkserver_alive_fd is not None and mp.current_process().name.startswith("ForkServer"):
+            os.close(fs._forkserver_alive_fd)
+            fs._forkserver_alive_fd = None
+    except (ImportError, AttributeError, OSError):  # pragma: no cover - other Pythons
+        pass
+    parent = mp.parent_process()
+    sentinel = getattr(parent, "sentinel", None)
+    if os.getppid() != ppid or ppid == 1 or (parent is not None and not parent.is_alive()):
+        os._exit(1)  # the parent is already gone
+    threading.Thread(target=_watch_parent, args=(ppid, sentinel, every), daemon=True,
+                     name="parent-watch").start()
 
 
 def _raise_terminated(signum, frame):
