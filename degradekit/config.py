@@ -791,7 +791,7 @@ def dump_config(cfg: DegradeConfig, *, comments: bool = True) -> str:
             if m and docs.get((table, m.group(1))):
                 lines.append(f"# {docs[(table, m.group(1))]}")
         lines.append(line)
-    head = "# degradekit degradation config; every key, with its meaning, is in the README's Config reference.\n"
+    head = "# degradekit degradation config; every key, with its meaning, is in docs/config-reference.md.\n"
     return head + "\n".join(lines) + "\n"
 
 
