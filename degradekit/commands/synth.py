@@ -21,13 +21,14 @@ _EXIT_DOC = "Exit status: 0 all inputs used, 3 finished but some inputs were ski
               help="Degradation config (TOML); see `degradekit config show`.")
 @click.option("--preset", "preset_name", default=None,
               help="Named degradation preset [default: realesrgan]; `realsr` (with --pool) for the RealSR "
-                   "pipeline of Ji et al.")
+                   "pipeline of Ji et al.; `bsrgan`, `bsrgan-x2`, `bsrgan-x3`, `bsrgan-plus`, `bsrgan-plus-x2` "
+                   "for the BSRGAN model.")
 @click.option("--pool", "pool_path", default=None, type=click.Path(file_okay=False),
               help="Kernel/noise pool folder (`degradekit pool build`): used by --preset realsr, or by a config "
                    "whose kernel/noise pool_prob > 0.")
 @click.option("--order", type=click.IntRange(1, 16), default=None, help="Degradation order (overrides the config).")
-@click.option("--scale", type=click.Choice(["1", "2", "4"]), default=None,
-              help="LR = HR // scale (overrides the config).")
+@click.option("--scale", type=click.Choice(["1", "2", "3", "4"]), default=None,
+              help="LR = HR // scale (overrides the config; 3: the bsrgan presets only).")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Global seed.")
 @click.option("--patch", type=click.IntRange(21, 4096), default=400, show_default=True, help="HR crop size.")
 @click.option("--step", type=click.IntRange(1, 4096), default=200, show_default=True, help="Crop step.")
@@ -155,6 +156,20 @@ def build_settings(*, config_file, preset_name, order, scale, seed, patch, step,
         except ValueError as e:
             raise click.ClickException(str(e)) from None
         pipeline = "realsr"
+    elif preset_name is not None and preset_name.startswith("bsrgan"):  # --- bsrgan pipeline (owner: bsrgan)
+        from degradekit.bsrgan import bsrgan_preset
+
+        if order is not None:
+            raise click.UsageError(f"--order does not apply to --preset {preset_name} (BSRGAN shuffles its ops)")
+        if pool_path is not None:
+            raise click.UsageError(f"--pool is not used by --preset {preset_name}")
+        if scale == "1":
+            raise click.BadParameter("the bsrgan pipeline supports scale 2, 3 or 4", param_hint="--scale")
+        try:
+            cfg = bsrgan_preset(preset_name, None if scale is None else int(scale))
+        except ValueError as e:
+            raise click.ClickException(f"--preset {preset_name}: {e}") from None
+        pipeline = "bsrgan"  # --- end bsrgan
     else:
         try:
             cfg = load_config(config_file) if config_file else preset(preset_name or "realesrgan")

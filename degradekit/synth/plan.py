@@ -54,7 +54,7 @@ class Settings:
         return max(int(self.min_size), MIN_KERNEL)
 
     def config_dict(self) -> dict:
-        if self.pipeline == "realsr":
+        if self.pipeline in ("realsr", "bsrgan"):
             return self.config.to_dict() if hasattr(self.config, "to_dict") else asdict(self.config)
         from ..config import config_to_dict
 

@@ -94,6 +94,11 @@ def degrade_variants(settings, hr: np.ndarray, seeds, pool=None) -> list[tuple[n
 
         drawn = [realsr.sample_realsr(rng, settings.config, pool) for rng in rngs]
         return [(realsr.apply_realsr(hr, p, pool), p.to_dict()) for p in drawn]
+    if settings.pipeline == "bsrgan":  # owner: bsrgan
+        from .. import bsrgan
+
+        drawn = [bsrgan.sample_bsrgan(rng, settings.config) for rng in rngs]
+        return [(bsrgan.apply_bsrgan(hr, p), p.to_dict()) for p in drawn]
     from .. import pipeline
 
     drawn = [pipeline.sample(rng, settings.config, pool) for rng in rngs]
@@ -122,6 +127,10 @@ def render_sample(plan: Plan, index: int, cache: SourceCache, pool=None, timings
         from ..pool.realsr import hr_target
 
         hr_store = hr_target(hr, variants[0]["params"])
+    elif st.pipeline == "bsrgan":  # bsrgan-plus with use_sharp: the published HR target is sharpened
+        from ..bsrgan import hr_target as bsrgan_hr_target
+
+        hr_store = bsrgan_hr_target(hr, variants[0]["params"])
     t1 = time.process_time()
     members.append((f"{key}.hr.{ext}", encode_image(hr_store, st.codec, level=st.png_level)))
     t_enc += time.process_time() - t1

@@ -72,6 +72,10 @@ def _config(manifest: dict):
         from ..pool.realsr import RealsrConfig
 
         return RealsrConfig.from_dict(st["config"])
+    if st.get("pipeline") == "bsrgan":  # owner: bsrgan
+        from ..bsrgan import BsrganConfig
+
+        return BsrganConfig.from_dict(st["config"], f"{manifest['_path']}: config")
     from ..config import config_from_dict
 
     return config_from_dict(st["config"], f"{manifest['_path']}: config")
@@ -112,12 +116,19 @@ def replay_sample(folder, key: str, *, source=None, use_stored_hr: bool = False,
                     from ..pool.realsr import hr_target
 
                     target = hr_target(hr, rec["variants"][0]["params"])
+                elif bsrgan:
+                    from ..bsrgan import hr_target as bsrgan_hr_target
+
+                    target = bsrgan_hr_target(hr, rec["variants"][0]["params"])
                 rep.add("HR pixels", np.array_equal(target, stored_hr),
                         "rebuilt from the source (multiscale, crop, pad" + (", clean-up)" if cleanup else ")"))
                 rep.add("HR bytes", encode_image(target, codec, level=level) == fields[f"hr.{codec}"], "")
     if hr is None:
         if cleanup:
             rep.add("HR", False, "the realsr clean-up needs the source image (the stored HR is the cleaned one)")
+            return rep
+        if sharp:
+            rep.add("HR", False, "bsrgan-plus use_sharp needs the source image (the stored HR is the sharpened one)")
             return rep
         hr = stored_hr
         rep.add("HR", True, "using the HR stored in the shard")
@@ -142,6 +153,11 @@ def replay_sample(folder, key: str, *, source=None, use_stored_hr: bool = False,
 
             drawn = rs.sample_realsr(rng, cfg, pool).to_dict()
             lr = rs.apply_realsr(hr, rs.RealsrParams.from_dict(var["params"]), pool)
+        elif bsrgan:
+            from .. import bsrgan as bs
+
+            drawn = bs.sample_bsrgan(rng, cfg).to_dict()
+            lr = bs.apply_bsrgan(hr, var["params"])
         else:
             from .. import pipeline
 

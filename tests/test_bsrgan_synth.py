@@ -1,0 +1,114 @@
+"""degradekit synth / replay / preview with the BSRGAN presets (x2, x3, x4, plus)."""
+import json
+
+import numpy as np
+import pytest
+import skimage.data
+from click.testing import CliRunner
+from PIL import Image
+
+from cli import degradekit as cli
+from degradekit import bsrgan
+from degradekit.imageio import decode_png, read_image
+from degradekit.synth.shards import iter_samples
+
+FAST = ["--step", "48", "--shard-size", "3", "--progress", "none"]
+
+
+@pytest.fixture(scope="module")
+def src(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bs") / "src"
+    d.mkdir()
+    for i, im in enumerate([skimage.data.astronaut(), skimage.data.coffee()]):
+        Image.fromarray(im).resize((112, 96), Image.LANCZOS).save(d / f"{i}.png")
+    return d
+
+
+def _synth(src, out, *args):
+    return CliRunner().invoke(cli, ["synth", "--src", str(src), "--out", str(out), *FAST, *args])
+
+
+@pytest.mark.parametrize("preset,scale,patch", [("bsrgan", 4, 64), ("bsrgan-x3", 3, 63),
+                                                ("bsrgan-plus", 4, 64)])
+def test_shards_hold_bsrgan_pairs_that_replay(src, tmp_path, preset, scale, patch):
+    out = tmp_path / "o"
+    r = _synth(src, out, "--preset", preset, "--patch", str(patch), "--variants", "2", "--workers", "1")
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["settings"]["pipeline"] == "bsrgan" and m["config"]["pipeline"] == "bsrgan"
+    cfg = bsrgan.BsrganConfig.from_dict(m["settings"]["config"])
+    assert cfg == bsrgan.bsrgan_preset(preset) and cfg.scale == scale
+    key, f = next(iter_samples(out / "shard-000000.tar"))
+    rec = json.loads(f["json"])
+    assert rec["pipeline"] == "bsrgan" and rec["scale"] == scale
+    hr = decode_png(f["hr.png"])
+    y0, x0, y1, x1 = rec["crop"]
+    np.testing.assert_array_equal(hr, read_image(rec["source"]["path"])[y0:y1, x0:x1])
+    for v in range(2):
+        var = rec["variants"][v]
+        p = bsrgan.sample_bsrgan(np.random.default_rng(var["seed"]), cfg)
+        assert p.to_dict() == var["params"]
+        lr = decode_png(f[f"lr{v}.png"])
+        assert lr.shape == (patch // scale, patch // scale, 3)
+        np.testing.assert_array_equal(lr, bsrgan.apply_bsrgan(hr, p))
+    r = CliRunner().invoke(cli, ["replay", str(out), "2"])
+    assert r.exit_code == 0 and "matches byte for byte" in r.output, r.output
+    r = CliRunner().invoke(cli, ["replay", str(out), "1", "--stored-hr"])
+    assert r.exit_code == 0, r.output
+
+
+def test_same_bytes_whatever_the_worker_count(src, tmp_path):
+    shas = []
+    for w in ("1", "2"):
+        out = tmp_path / f"w{w}"
+        r = _synth(src, out, "--preset", "bsrgan", "--patch", "48", "--workers", w, "--seed", "3")
+        assert r.exit_code == 0, r.output
+        m = json.loads((out / "manifest.json").read_text())
+        shas.append([s["sha256"] for s in m["shards"]])
+    assert shas[0] == shas[1] and len(shas[0]) > 1
+
+
+def test_use_sharp_stores_the_sharpened_hr(src, tmp_path, monkeypatch):
+    # no preset sharpens; the pipeline dispatch must still store hr_target (the published HR is sharpened)
+    real = bsrgan.bsrgan_preset
+    monkeypatch.setattr(bsrgan, "bsrgan_preset", lambda name, scale=None: bsrgan.BsrganConfig(
+        scale=scale or real(name).scale, variant="plus", use_sharp=True))
+    out = tmp_path / "sharp"
+    r = _synth(src, out, "--preset", "bsrgan-plus", "--patch", "64", "--workers", "1")
+    assert r.exit_code == 0, r.output
+    key, f = next(iter_samples(out / "shard-000000.tar"))
+    rec = json.loads(f["json"])
+    y0, x0, y1, x1 = rec["crop"]
+    crop = read_image(rec["source"]["path"])[y0:y1, x0:x1]
+    hr = decode_png(f["hr.png"])
+    assert not np.array_equal(hr, crop)
+    np.testing.assert_array_equal(hr, bsrgan.hr_target(crop, rec["variants"][0]["params"]))
+    r = CliRunner().invoke(cli, ["replay", str(out), "0"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["replay", str(out), "0", "--stored-hr"])
+    assert r.exit_code == 1 and "use_sharp" in r.output
+
+
+@pytest.mark.parametrize("args,word", [
+    (["--preset", "bsrgan", "--order", "2"], "--order"),
+    (["--preset", "bsrgan", "--scale", "1"], "scale"),
+    (["--preset", "bsrgan", "--patch", "66"], "multiple of 4"),
+    (["--preset", "bsrgan-x3", "--patch", "64"], "multiple of 3"),
+    (["--preset", "bsrgan", "--pool", "."], "--pool"),
+    (["--preset", "bsrgan-x9"], "unknown bsrgan preset"),
+    (["--preset", "realesrgan", "--scale", "3"], "scale"),
+])
+def test_bad_options_one_line(src, tmp_path, args, word):
+    r = _synth(src, tmp_path / "bad", *args)
+    assert r.exit_code == 2 or r.exit_code == 1
+    assert word in r.output and not (tmp_path / "bad" / "manifest.json").exists(), r.output
+    last = [ln for ln in r.output.strip().splitlines() if ln.startswith("Error")]
+    assert len(last) == 1
+
+
+def test_scale_override_gives_x2(src, tmp_path):
+    out = tmp_path / "x2"
+    r = _synth(src, out, "--preset", "bsrgan", "--scale", "2", "--patch", "48", "--workers", "1")
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "manifest.json").read_text())
+    assert bsrgan.BsrganConfig.from_dict(m["settings"]["config"]) == bsrgan.bsrgan_preset("bsrgan-x2")
