@@ -149,7 +149,7 @@ def build_settings(*, config_file, preset_name, order, scale, seed, patch, step,
             raise click.UsageError("--preset realsr needs --pool POOL/ (build one with `degradekit pool build`)")
         if order is not None:
             raise click.UsageError("--order does not apply to --preset realsr (one blur + decimation + noise)")
-        if scale == "1":
+        if scale in ("1", "3"):
             raise click.BadParameter("the realsr pipeline supports scale 2 or 4", param_hint="--scale")
         try:
             cfg = realsr_preset(int(scale or 4))
@@ -171,6 +171,8 @@ def build_settings(*, config_file, preset_name, order, scale, seed, patch, step,
             raise click.ClickException(f"--preset {preset_name}: {e}") from None
         pipeline = "bsrgan"  # --- end bsrgan
     else:
+        if scale == "3":  # (bsrgan) x3 exists for the bsrgan presets only
+            raise click.BadParameter("3 is available with the bsrgan presets only", param_hint="--scale")
         try:
             cfg = load_config(config_file) if config_file else preset(preset_name or "realesrgan")
             changes = {}
