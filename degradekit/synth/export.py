@@ -135,32 +135,49 @@ class _Folders:
 
 
 class _Lmdb:
+    """BasicSR-layout LMDB pair, appended in key order. Every transaction of LMDB_COMMIT_EVERY entries opens the
+    environment, writes, commits and closes it: LMDB keeps free-page lists in memory between transactions of one
+    process, so only a fresh open per transaction makes the page layout a function of what is on disk -- and a
+    resumed export write the same data.mdb bytes as an uninterrupted one."""
+
     def __init__(self, out: Path, map_size: int):
         import lmdb
-        self.lmdb = lmdb
+        self.lmdb, self.map_size = lmdb, map_size
+        self.paths = {side: out / f"{side}.lmdb" for side in ("hr", "lr")}
         self.envs, self.txns, self.last, self.count = {}, {}, {}, {}
-        for side in ("hr", "lr"):
-            env = lmdb.open(str(out / f"{side}.lmdb"), map_size=map_size, subdir=True, meminit=True,
-                            readahead=False)
+        for side in self.paths:
+            env = self._open(side)
             with env.begin() as txn:
                 cur = txn.cursor()
                 self.last[side] = bytes(cur.key()) if cur.last() else b""
                 self.count[side] = txn.stat()["entries"]
-            self.envs[side] = env
-            self.txns[side] = None
+            env.close()
+            self.envs[side] = self.txns[side] = None
+
+    def _open(self, side: str):
+        return self.lmdb.open(str(self.paths[side]), map_size=self.map_size, subdir=True, meminit=True,
+                              readahead=False, max_dbs=0)
 
     def put(self, side: str, key: str, value: bytes) -> None:
         k = key.encode("ascii")
         if k <= self.last[side]:       # committed by an earlier (killed) run
             return
         if self.txns[side] is None:
+            self.envs[side] = self._open(side)
             self.txns[side] = self.envs[side].begin(write=True)
         self.txns[side].put(k, value, append=True)
         self.last[side] = k
         self.count[side] += 1
         if self.count[side] % LMDB_COMMIT_EVERY == 0:
-            self.txns[side].commit()
-            self.txns[side] = None
+            self._end(side, True)
+
+    def _end(self, side: str, commit: bool) -> None:
+        txn, env = self.txns[side], self.envs[side]
+        self.txns[side] = self.envs[side] = None
+        if txn is not None:
+            txn.commit() if commit else txn.abort()
+        if env is not None:
+            env.close()
 
     def add(self, key: str, hr: bytes, lrs: list[tuple[int, str, bytes]]) -> list[str]:
         for _, stem, lr in lrs:
@@ -169,11 +186,8 @@ class _Lmdb:
         return [stem for _, stem, _ in lrs]
 
     def close(self, ok: bool = True) -> None:
-        for side, env in self.envs.items():
-            txn = self.txns.get(side)
-            if txn is not None:
-                txn.commit() if ok else txn.abort()
-            env.close()
+        for side in self.paths:
+            self._end(side, ok)
 
 
 def _state(src: Path, m, fmt: str, variant) -> dict:
