@@ -90,3 +90,31 @@ def test_library_versions():
         assert v["libx265"][0].isdigit()
     if a["av1"]:
         assert v["libsvtav1"] and v["libdav1d"][0].isdigit()
+
+
+def test_manifest_records_versions_and_replay_reports_a_difference(tmp_path):
+    import skimage.data
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from cli import degradekit as cli
+
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.fromarray(skimage.data.astronaut()).resize((64, 64), Image.LANCZOS).save(src / "a.png")
+    out = tmp_path / "shards"
+    r = CliRunner().invoke(cli, ["synth", "--src", str(src), "--out", str(out), "--patch", "64", "--shard-size", "1",
+                                 "--workers", "1", "--progress", "none", "--seed", "3"])
+    assert r.exit_code == 0, r.output
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["codecs"] == C.library_versions()
+    r = CliRunner().invoke(cli, ["replay", str(out), "0"])
+    assert r.exit_code == 0 and "codec libraries" not in r.output, r.output
+    man["codecs"]["libwebp"] = "0.0.1"
+    man["codecs"]["libfoo"] = "9"
+    (out / "manifest.json").write_text(json.dumps(man))
+    r = CliRunner().invoke(cli, ["replay", str(out), "0"])
+    assert r.exit_code == 0 and "matches byte for byte" in r.output, r.output  # informational: bytes decide
+    lines = [ln for ln in r.output.splitlines() if "codec libraries differ from the recording" in ln]
+    assert len(lines) == 1
+    assert f"libfoo 9 -> none, libwebp 0.0.1 -> {features.version('webp')}" in lines[0]

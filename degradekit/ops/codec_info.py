@@ -122,13 +122,17 @@ def _video_versions() -> dict[str, str]:
 
 
 def _loaded_libraries() -> dict[str, str]:
-    """file name -> path of the shared objects mapped into this process (Linux; {} elsewhere)."""
+    """file name -> path of the shared objects mapped into this process (Linux; {} elsewhere), those next to
+    FFmpeg's libavcodec first: other wheels (OpenCV's video I/O) may load their own libvpx into the process."""
     try:
         with open("/proc/self/maps") as f:
             paths = {line.split(None, 5)[5].strip() for line in f if line.count(" ") >= 5 and ".so" in line}
     except OSError:  # pragma: no cover - not Linux
         return {}
-    return {p.rsplit("/", 1)[-1]: p for p in paths if p.startswith("/")}
+    paths = sorted(p for p in paths if p.startswith("/"))
+    avdir = next((p.rsplit("/", 1)[0] for p in paths if p.rsplit("/", 1)[-1].startswith("libavcodec")), None)
+    paths.sort(key=lambda p: p.rsplit("/", 1)[0] != avdir)  # stable: FFmpeg's folder first
+    return {p.rsplit("/", 1)[-1]: p for p in paths}
 
 
 def _call_version(libs: dict[str, str], stem: str, fn: str) -> str | None:

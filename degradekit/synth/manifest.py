@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from ..fsutil import atomic_write
+from ..ops.codec_info import library_versions
 
 __all__ = ["FORMAT", "ManifestError", "build_manifest", "write_manifest", "load_manifest", "merge_manifests",
            "manifest_name", "tool_version"]
@@ -44,6 +45,7 @@ def build_manifest(plan, source_set, rows: list[dict], part: tuple[int, int] | N
     return {
         "format": FORMAT,
         "tool": {"name": "degradekit", "version": tool_version()},
+        "codecs": library_versions(),  # codec outputs depend on these; replay compares them
         "config": st.config_dict(),
         "seed": int(st.seed),
         "settings": st.to_dict(),

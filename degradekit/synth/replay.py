@@ -89,11 +89,21 @@ def replay_sample(folder, key: str, *, source=None, use_stored_hr: bool = False,
     path, fields = find_sample(folder, str(key).zfill(9), m)
     rec = json.loads(fields["json"])
     rep = ReplayReport(rec["key"], path.name)
+    if m.get("codecs"):  # recorded since the codec ops; informational (the byte checks decide)
+        from ..ops.codec_info import library_versions
+
+        now = library_versions()
+        diff = [f"{k} {m['codecs'].get(k, 'none')} -> {now.get(k, 'none')}"
+                for k in sorted(set(m["codecs"]) | set(now)) if m["codecs"].get(k) != now.get(k)]
+        if diff:
+            rep.add("codec libraries differ from the recording", True, ", ".join(diff))
     codec, level = st["codec"], st["png_level"]
     stored_hr = decode_png(fields[f"hr.{codec}"])
 
     realsr = rec.get("pipeline") == "realsr"
     cleanup = realsr and bool(rec["variants"][0]["params"].get("cleanup"))
+    bsrgan = rec.get("pipeline") == "bsrgan"
+    sharp = bsrgan and bool(rec["variants"][0]["params"].get("use_sharp"))  # the stored HR is the sharpened one
     hr = None
     if not use_stored_hr:
         src = Path(source or rec["source"]["path"])
