@@ -45,22 +45,29 @@ class Archive:
     size: int | None = None   # bytes, when published
     sha256: str | None = None
     page: str = ""            # where the dataset is described
+    max_unpacked: int = 64 * 10**9  # bound on the bytes unpacked (about 2x the dataset's known HR size)
 
 
 #: The one table of official download locations (also printed by `degradekit data list` and in the README).
 ARCHIVES: dict[str, Archive] = {
     "DIV2K": Archive("DIV2K", "http://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_train_HR.zip", "DIV2K_train_HR.zip",
-                     "zip", "DIV2K_train_HR", "DIV2K/DIV2K_train_HR", page="https://data.vision.ee.ethz.ch/cvl/DIV2K/"),
+                     "zip", "DIV2K_train_HR", "DIV2K/DIV2K_train_HR", page="https://data.vision.ee.ethz.ch/cvl/DIV2K/",
+                     max_unpacked=8 * 10**9),  # 800 PNGs, 3.5 GB
     "Flickr2K": Archive("Flickr2K", "https://cv.snu.ac.kr/research/EDSR/Flickr2K.tar", "Flickr2K.tar", "tar",
-                        "Flickr2K_HR", "Flickr2K/Flickr2K_HR", page="https://github.com/sanghyun-son/EDSR-PyTorch"),
+                        "Flickr2K_HR", "Flickr2K/Flickr2K_HR", page="https://github.com/sanghyun-son/EDSR-PyTorch",
+                        max_unpacked=32 * 10**9),  # 2650 PNGs, ~13 GB of the 20 GB tar (the rest is LR)
     "OST": Archive("OST", "https://openmmlab.oss-cn-hangzhou.aliyuncs.com/datasets/OST_dataset.zip",
                    "OST_dataset.zip", "zip", "OutdoorSceneTrain_v2", "OST/OutdoorSceneTrain_v2",
-                   page="https://github.com/xinntao/SFTGAN#ost-dataset"),
+                   page="https://github.com/xinntao/SFTGAN#ost-dataset",
+                   max_unpacked=16 * 10**9),  # ~10k JPEG/PNG outdoor photos, a few GB
 }
 #: Named datasets -> the archives that make them.
 DATASET_ARCHIVES = {"DIV2K": ("DIV2K",), "Flickr2K": ("Flickr2K",), "OST": ("OST",), "DF2K": ("DIV2K", "Flickr2K")}
 
 _CHUNK = 1 << 20
+#: Bound on (bytes unpacked) / (archive bytes): the photos inside are PNG/JPEG, which zip/tar cannot shrink, so
+#: a real archive is close to 1; a zip bomb (a 210 kB zip holding 200 MB) is far above.
+MAX_RATIO = 4
 
 
 class FetchError(RuntimeError):
@@ -143,6 +150,9 @@ def download(url: str, dest: Path, *, expected_size: int | None = None, log=None
                     f.write(b)
                     got += len(b)
                     bar.update(len(b))
+        except OSError as e:  # full disk, quota: what was written is kept for resuming
+            raise FetchError(f"{part}: cannot write the download: {e.strerror or e} (the partial file is kept; "
+                             f"free some space and run the same command again to resume)") from None
         finally:
             bar.close()
     if total is not None and got != total:
@@ -182,17 +192,67 @@ def check_archive(path: Path, kind: str) -> None:
 
 
 def _members(path: Path, kind: str):
-    """(archive name, reader) of each regular member."""
+    """(archive name, declared size, reader) of each regular member."""
     if kind == "zip":
         with zipfile.ZipFile(path) as z:
             for info in z.infolist():
                 if not info.is_dir():
-                    yield info.filename, (lambda info=info: z.open(info))
+                    yield info.filename, info.file_size, (lambda info=info: z.open(info))
     else:
         with tarfile.open(path, "r:*") as t:
             for m in t:
                 if m.isreg():
-                    yield m.name, (lambda m=m: t.extractfile(m))
+                    yield m.name, m.size, (lambda m=m: t.extractfile(m))
+
+
+def _selected(path: Path, a: Archive):
+    """(archive name, declared size, reader, relative destination parts) of the members unpack() writes."""
+    for name, size, opener in _members(path, a.kind):
+        parts = PurePosixPath(name).parts
+        if a.folder not in parts:
+            continue
+        rest = parts[parts.index(a.folder) + 1:]
+        if not rest or any(p in ("..", "") or p.startswith("/") for p in rest) or \
+                os.path.splitext(rest[-1])[1].lower() not in IMAGE_EXTENSIONS:
+            continue  # not an image, or an unsafe path: never written
+        yield name, size, opener, rest
+
+
+def unpack_limit(path: Path, a: Archive) -> int:
+    """Most bytes unpack() may write for this archive: MAX_RATIO x its size, at most a.max_unpacked."""
+    return min(a.max_unpacked, MAX_RATIO * max(path.stat().st_size, 1))
+
+
+def _check_unpack_size(path: Path, a: Archive, root: Path) -> int:
+    """Declared bytes to unpack; FetchError (naming the member) over the bound or over the free space."""
+    limit, total = unpack_limit(path, a), 0
+    for name, size, _, _ in _selected(path, a):
+        total += size
+        if total > limit:
+            raise FetchError(f"{path}: member {name}: unpacking would write more than {_size(limit)} "
+                             f"({MAX_RATIO}x the archive, at most {_size(a.max_unpacked)} for {a.name}); "
+                             f"not a {a.name} archive, or a zip bomb: nothing unpacked")
+    free = shutil.disk_usage(root).free
+    if total > free:
+        raise FetchError(f"{root}: unpacking {path.name} needs {_size(total)}, only {_size(free)} "
+                         f"free: nothing unpacked (the archive is kept)")
+    return total
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
+
+
+def _copy_bounded(src, out, name: str, budget: int) -> int:
+    n = 0
+    while True:
+        b = src.read(_CHUNK)
+        if not b:
+            return n
+        n += len(b)
+        if n > budget:
+            raise FetchError(f"member {name}: more bytes than its declared size allows within the unpack bound")
+        out.write(b)
 
 
 def unpack(path: Path, a: Archive, root: Path) -> int:
@@ -205,18 +265,20 @@ def unpack(path: Path, a: Archive, root: Path) -> int:
     shutil.rmtree(tmp, ignore_errors=True)
     n = 0
     try:
-        for name, opener in _members(path, a.kind):
-            parts = PurePosixPath(name).parts
-            if a.folder not in parts:
-                continue
-            rest = parts[parts.index(a.folder) + 1:]
-            if not rest or any(p in ("..", "") or p.startswith("/") for p in rest) or \
-                    os.path.splitext(rest[-1])[1].lower() not in IMAGE_EXTENSIONS:
-                continue  # not an image, or an unsafe path: never written
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _check_unpack_size(path, a, target.parent)
+        budget = unpack_limit(path, a)  # the bytes really written count too (declared sizes can lie)
+        for name, _, opener, rest in _selected(path, a):
             dst = tmp.joinpath(*rest)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            with opener() as src, open(dst, "wb") as out:
-                shutil.copyfileobj(src, out, _CHUNK)
+            try:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                with opener() as src, open(dst, "wb") as out:
+                    budget -= _copy_bounded(src, out, name, budget)
+            except FetchError as e:
+                raise FetchError(f"{path}: {e}") from None
+            except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as e:
+                why = getattr(e, "strerror", None) or str(e)
+                raise FetchError(f"{path}: member {name}: cannot unpack: {why}") from None
             n += 1
         if n == 0:
             raise FetchError(f"{path}: no images under a {a.folder}/ folder in the archive")
@@ -279,4 +341,7 @@ def fetch_dataset(name: str, root: Path, *, url: str | None = None, keep: bool =
     names = DATASET_ARCHIVES[name]
     if url is not None and len(names) > 1:
         raise FetchError(f"{name}: --url needs a single archive (fetch {' and '.join(names)} separately)")
-    return [fetch_archive(ARCHIVES[n], root, url=url, keep=keep, force=force, log=log) for n in names]
+    try:
+        return [fetch_archive(ARCHIVES[n], root, url=url, keep=keep, force=force, log=log) for n in names]
+    except OSError as e:  # anything not caught closer (a full disk renaming, hashing, recording the checksum)
+        raise FetchError(f"{e.filename or root}: {e.strerror or e}") from None
