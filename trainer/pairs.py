@@ -70,8 +70,9 @@ class _Folder:
             raise PairError(f"{ref}: {e}") from None
 
     def resolve(self, name: str, meta_dir: Path | None) -> str | None:
-        """A meta_info name: under this root, else relative to the meta_info file's folder."""
-        for base in (self.root, meta_dir):
+        """A meta_info name: under this root (Real-ESRGAN joins it with dataroot_gt/lq), else relative to the
+        meta_info file's folder, else to this root's parent (an export's ``hr/KEY.png``)."""
+        for base in (self.root, meta_dir, self.root.parent):
             if base is not None and (base / name).exists():
                 return str(base / name)
         return None
@@ -114,29 +115,10 @@ class _Lmdb:
                 raise PairError(f"{meta}: line {ln}: key {key!r} appears twice")
             self.names[key] = name
             self.shapes[key] = (int(m.group(2)), int(m.group(3))) if m.group(2) else None
-        self._env = None
-        self._pid = None
-        self._txn()                           # fail now (missing package, damaged data.mdb), not in a worker
-
-    def __getstate__(self):
-        d = dict(self.__dict__)
-        d["_env"] = d["_pid"] = None           # an LMDB environment never crosses a process boundary
-        return d
+        _lmdb_env(self.root)                  # fail now (missing package, damaged data.mdb), not in a worker
 
     def _txn(self):
-        if self._env is None or self._pid != os.getpid():
-            try:
-                import lmdb
-            except ImportError:
-                raise PairError(f"{self.root}: reading LMDB needs the lmdb package: "
-                                "pip install 'degradekit[lmdb]'") from None
-            try:
-                self._env = lmdb.open(str(self.root), readonly=True, lock=False, readahead=False, meminit=False,
-                                      subdir=True, max_readers=512)
-            except lmdb.Error as e:
-                raise PairError(f"{self.root}: cannot open the LMDB ({_one_line(e)})") from None
-            self._pid = os.getpid()
-        return self._env.begin(write=False, buffers=False)
+        return _lmdb_env(self.root).begin(write=False, buffers=False)
 
     def label(self, ref: str) -> str:
         return str(self.root / self.names.get(ref, ref))
@@ -166,6 +148,33 @@ class _Lmdb:
         except Exception as e:  # noqa: BLE001
             raise PairError(f"{self.label(ref)}: cannot read the image header ({_one_line(e)})") from None
         return h, w
+
+
+_ENVS: dict[str, tuple[int, object]] = {}    # realpath -> (pid, read-only environment) of this process
+
+
+def _lmdb_env(root: Path):
+    """One read-only environment per LMDB folder and process (py-lmdb refuses a second open in a process; an
+    environment inherited through fork is closed and reopened, as LMDB wants one per process)."""
+    path = os.path.realpath(root)
+    pid, env = _ENVS.get(path, (None, None))
+    if env is not None and pid == os.getpid():
+        return env
+    try:
+        import lmdb
+    except ImportError:
+        raise PairError(f"{root}: reading LMDB needs the lmdb package: pip install 'degradekit[lmdb]'") from None
+    if env is not None:
+        try:
+            env.close()
+        except lmdb.Error:
+            pass
+    try:
+        env = lmdb.open(path, readonly=True, lock=False, readahead=False, meminit=False, subdir=True)
+    except lmdb.Error as e:
+        raise PairError(f"{root}: cannot open the LMDB ({_one_line(e)})") from None
+    _ENVS[path] = (os.getpid(), env)
+    return env
 
 
 def _side(path, warn) -> _Folder | _Lmdb:
