@@ -112,3 +112,39 @@ def test_scale_override_gives_x2(src, tmp_path):
     assert r.exit_code == 0, r.output
     m = json.loads((out / "manifest.json").read_text())
     assert bsrgan.BsrganConfig.from_dict(m["settings"]["config"]) == bsrgan.bsrgan_preset("bsrgan-x2")
+
+
+def test_preview_sheet_and_stats(tmp_path):
+    out = tmp_path / "sheet.png"
+    r = CliRunner().invoke(cli, ["preview", "--sample", "astronaut", "--preset", "bsrgan-x3", "--crop", "96",
+                                 "--seeds", "2", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "variant" in r.output and "final_quality" in r.output  # the parameter table
+    sheet = read_image(out)
+    assert sheet.shape[0] > 2 * 144
+    r = CliRunner().invoke(cli, ["preview", "--stats", "500", "--preset", "bsrgan-plus", "--out",
+                                 str(tmp_path / "st.png")])
+    assert r.exit_code == 0, r.output
+    for args, word in ((["--stats", "10", "--preset", "bsrgan", "--order", "2"], "--order"),
+                       (["--stats", "10", "--preset", "bsrgan", "--pool", str(tmp_path)], "--pool"),
+                       (["--stats", "10", "--preset", "bsrgan-x5"], "unknown bsrgan preset")):
+        r = CliRunner().invoke(cli, ["preview", *args, "--out", str(tmp_path / "x.png")])
+        assert r.exit_code == 1 and word in r.output, r.output
+
+
+def test_preview_tiles_follow_the_op_order():
+    from degradekit.bsrgan.preview import contact_sheet, plot_values
+
+    hr = np.ascontiguousarray(skimage.data.astronaut()[:64, :64])
+    cfg = bsrgan.bsrgan_preset("bsrgan")
+    sheet, recs = contact_sheet(hr, cfg, [0, 1], tile=48)
+    def n_tiles(p):  # HR, prehalve when drawn, the 7 ops, final_jpeg, LR zoom, one heat map per kernel
+        k = sum(s.op == "blur" or (s.op == "down_a" and s.method == "nearest") for s in p.steps)
+        return 1 + (p.prehalve is not None) + 7 + 1 + 1 + k
+
+    ps = [bsrgan.BsrganParams.from_dict(r) for r in recs]
+    assert sheet.shape[1] == max(n_tiles(q) for q in ps) * 50  # 48 px tiles + 2 px gutters
+    p = ps[0]
+    v = plot_values(p)
+    assert v["pos.down_a"] < v["pos.down_b"] and v["final.quality"] == p.final_quality
+    assert {"blur1.size", "blur2.size", "noise.level", "noise.branch", "down_a.method"} <= set(v)

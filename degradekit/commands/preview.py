@@ -11,6 +11,15 @@ def _load_cfg(config_file, preset_name, scale, order):
 
     from degradekit.config import ConfigError, load_config, preset, validate_config
 
+    if not config_file and preset_name.startswith("bsrgan"):  # (bsrgan) its own pipeline and config
+        from degradekit.bsrgan import bsrgan_preset
+
+        if order is not None:
+            raise click.ClickException(f"--order does not apply to --preset {preset_name} (BSRGAN shuffles its ops)")
+        try:
+            return bsrgan_preset(preset_name, scale)
+        except ValueError as e:
+            raise click.ClickException(f"--preset {preset_name}: {e}") from None
     try:
         cfg = load_config(config_file) if config_file else preset(preset_name)
         changes = {k: v for k, v in (("scale", scale), ("order", order)) if v is not None}
@@ -43,8 +52,10 @@ def _check_out(out: Path) -> None:
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="TOML degradation config (see `degradekit config show`).")
 @click.option("--preset", "preset_name", default="realesrgan", show_default=True,
-              help="Preset when no --config (realesrgan, realesrgan-x2, realworld, realworld-x2).")
-@click.option("--scale", type=click.Choice(["1", "2", "4"]), default=None, help="Override the config's scale.")
+              help="Preset when no --config (realesrgan, realesrgan-x2, realworld, realworld-x2, bsrgan, "
+                   "bsrgan-x2, bsrgan-x3, bsrgan-plus, bsrgan-plus-x2).")
+@click.option("--scale", type=click.Choice(["1", "2", "3", "4"]), default=None,
+              help="Override the config's scale (3: the bsrgan presets only).")
 @click.option("--order", type=click.IntRange(1, 8), default=None, help="Override the config's order.")
 @click.option("--seeds", type=click.IntRange(1, 64), default=4, show_default=True, help="Rows (one seed each).")
 @click.option("--seed", "first_seed", type=click.IntRange(0), default=0, show_default=True,
@@ -75,6 +86,11 @@ def preview(img, sample_name, config_file, preset_name, scale, order, seeds, fir
 
     cfg = _load_cfg(config_file, preset_name, None if scale is None else int(scale), order)
     _check_out(out)
+    from degradekit.bsrgan import BsrganConfig
+
+    bs = isinstance(cfg, BsrganConfig)  # (bsrgan) no pool, its own sampler and sheet
+    if bs and pool_dir is not None:
+        raise click.ClickException(f"--pool is not used by --preset {preset_name}")
     pool = None
     if pool_dir is not None:
         from degradekit.pool import Pool, PoolError
@@ -86,7 +102,8 @@ def preview(img, sample_name, config_file, preset_name, scale, order, seeds, fir
     from degradekit.pipeline import check_pool
 
     try:
-        check_pool(cfg, pool)  # before any work: a config that needs a pool gets one
+        if not bs:
+            check_pool(cfg, pool)  # before any work: a config that needs a pool gets one
     except ValueError as e:
         where = config_file or f"--preset {preset_name}"
         raise click.ClickException(f"{where}: {e}{'' if pool is not None else ' (add --pool POOL/)'}") from None
@@ -102,7 +119,13 @@ def preview(img, sample_name, config_file, preset_name, scale, order, seeds, fir
         prog = Progress(stats, "sampling", unit="record")
         records = []
         for i in range(stats):
-            records.append(sample(rng, cfg, pool).to_dict())
+            if bs:
+                from degradekit.bsrgan.preview import plot_values
+                from degradekit.bsrgan import sample_bsrgan
+
+                records.append(plot_values(sample_bsrgan(rng, cfg)))
+            else:
+                records.append(sample(rng, cfg, pool).to_dict())
             if i % 1000 == 999 or i == stats - 1:
                 prog.update(i + 1 - prog.n)
         prog.close()
@@ -144,11 +167,17 @@ def preview(img, sample_name, config_file, preset_name, scale, order, seeds, fir
     from degradekit.config import ConfigError, check_size_bound
 
     try:
-        check_size_bound(cfg, hr.shape[:2], config_file or f"--preset {preset_name}")
+        if not bs:
+            check_size_bound(cfg, hr.shape[:2], config_file or f"--preset {preset_name}")
     except ConfigError as e:
         raise click.ClickException(str(e)) from None
     seed_list = list(range(first_seed, first_seed + seeds))
-    sheet, records = pv.contact_sheet(hr, cfg, seed_list, pool=pool)
+    if bs:
+        from degradekit.bsrgan.preview import contact_sheet as bsrgan_sheet
+
+        sheet, records = bsrgan_sheet(hr, cfg, seed_list)
+    else:
+        sheet, records = pv.contact_sheet(hr, cfg, seed_list, pool=pool)
     write_png(out, sheet)
     if not quiet:
         click.echo(pv.params_table(records, seed_list))
