@@ -261,3 +261,22 @@ def test_rejects_bad_input(photo):
         apply_bsrgan(photo[:6, :6], p)
     with pytest.raises(ValueError):
         apply_bsrgan(photo, {"pipeline": "realsr"})
+
+
+def test_add_field_kernel_against_numpy():
+    from degradekit.bsrgan.apply import _add_field, mixing_matrix
+
+    rng = np.random.default_rng(3)
+    img = (rng.random((500, 3)) * 1.2 - 0.1).astype(np.float32)  # some values outside [0, 1]
+    cov = np.array([[0.004, 0.003, 0.001], [0.003, 0.005, 0.002], [0.001, 0.002, 0.006]])
+    a = mixing_matrix(cov)
+    np.testing.assert_allclose(a.T @ a, cov, atol=1e-15)  # the factor reproduces the covariance
+    for k, mat in ((3, a), (1, np.full((1, 3), 0.07)), (3, np.eye(3) * 0.05)):
+        z = rng.standard_normal((500, k)).astype(np.float32)
+        n = (z.astype(np.float64) @ mat).astype(np.float32)
+        for speckle in (False, True):
+            out = np.empty_like(img)
+            _add_field(img, z, mat, speckle, out)
+            c = np.clip(img, 0, 1) if speckle else img
+            ref = np.clip(c + c * n if speckle else c + n, 0, 1)
+            np.testing.assert_allclose(out, ref, atol=1e-7)

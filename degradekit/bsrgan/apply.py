@@ -9,6 +9,7 @@ final JPEG's 8-bit output. The published final random LR crop is replaced by syn
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from ..ops.blur import blur
 from ..ops.jpeg import jpeg
@@ -20,7 +21,7 @@ from .imresize import imresize
 from .kernels import anisotropic_gaussian, fspecial_gaussian, nearest_kernel
 from .params import Blur, BsrganParams, DownA, DownB, Jpeg, Noise, Poisson, Resize, Skip
 
-__all__ = ["apply_bsrgan", "apply_bsrgan_stages", "hr_target", "mod_crop", "blur_kernel"]
+__all__ = ["apply_bsrgan", "apply_bsrgan_stages", "hr_target", "mod_crop", "blur_kernel", "mixing_matrix"]
 
 _CV2 = {"linear": "bilinear", "cubic": "bicubic", "area": "area"}
 
@@ -53,29 +54,50 @@ def _cv2_resize(img: np.ndarray, hw: tuple[int, int], interp: str, antialias: bo
     return _clip(out)
 
 
-def _field(n: int, cov, seed: int) -> np.ndarray:
-    """(n, 3) correlated normals: z @ (sqrt(s)[:, None] * v) from svd(cov), the factor numpy's
-    multivariate_normal uses, with z from the recorded seed."""
+def mixing_matrix(cov) -> np.ndarray:
+    """(3, 3) float64 A with z @ A ~ N(0, cov) for z ~ N(0, I): sqrt(s)[:, None] * v from svd(cov), the
+    factor numpy's multivariate_normal uses."""
     _, s, vt = np.linalg.svd(np.asarray(cov, np.float64))
-    a = np.sqrt(s)[:, None] * vt
-    z = standard_normal(3 * n, seed).reshape(n, 3).astype(np.float64)
-    return (z @ a).astype(np.float32)
+    return np.sqrt(s)[:, None] * vt
 
 
 def _noise(img: np.ndarray, st: Noise) -> np.ndarray:
+    """Gaussian (x + n) or speckle (x clipped, then x + x n) noise, clipped; n = z @ a with z from the seed:
+    gray one field (a = [sigma, sigma, sigma]), colour three (a = sigma I), correlated a = mixing_matrix(cov)."""
     h, w, _ = img.shape
     if st.kind == "gaussian" and st.branch != "correlated":
-        return add_gaussian_noise(img, float(st.level), st.branch == "gray", st.seed)  # adds and clips
+        return add_gaussian_noise(img, float(st.level), st.branch == "gray", st.seed)  # the engine's op
+    sigma = st.level / 255.0
     if st.branch == "correlated":
-        n = _field(h * w, st.cov, st.seed).reshape(h, w, 3)
+        a = mixing_matrix(st.cov)
     elif st.branch == "gray":
-        n = np.repeat((standard_normal(h * w, st.seed) * np.float32(st.level / 255.0)).reshape(h, w, 1), 3, 2)
+        a = np.full((1, 3), sigma)
     else:
-        n = (standard_normal(h * w * 3, st.seed) * np.float32(st.level / 255.0)).reshape(h, w, 3)
-    if st.kind == "speckle":  # B:380-395: x is clipped first, then x += x * n
-        img = np.clip(img, 0.0, 1.0)
-        return _clip(img + img * n)
-    return _clip(img + n)
+        a = np.eye(3) * sigma
+    z = standard_normal(h * w * a.shape[0], st.seed).reshape(h * w, a.shape[0])
+    out = np.empty_like(img)
+    _add_field(img.reshape(h * w, 3), z, a, st.kind == "speckle", out.reshape(h * w, 3))
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _add_field(img, z, a, speckle, out):
+    """out = clip(x + n) or, speckle, clip(c + c n) with c = clip(x); n[i] = float32(z[i] @ a) (float64 sums).
+    img, out (n, 3) float32; z (n, k) float32; a (k, 3) float64."""
+    k = z.shape[1]
+    for i in range(img.shape[0]):
+        for ch in range(3):
+            acc = 0.0
+            for j in range(k):
+                acc += np.float64(z[i, j]) * a[j, ch]
+            n = np.float32(acc)
+            x = img[i, ch]
+            if speckle:
+                x = min(max(x, np.float32(0.0)), np.float32(1.0))
+                v = x + x * n
+            else:
+                v = x + n
+            out[i, ch] = min(max(v, np.float32(0.0)), np.float32(1.0))
 
 
 def _poisson(img: np.ndarray, st: Poisson) -> np.ndarray:
