@@ -690,11 +690,23 @@ def validate_config(cfg: DegradeConfig, source: str = "<config>") -> DegradeConf
     """Check every value of `cfg` (types, ranges, lo <= hi, sums); return cfg or raise ConfigError."""
     if not isinstance(cfg, DegradeConfig):
         raise ConfigError(f"{source}: expected a DegradeConfig, got {type(cfg).__name__}")
+    # sample() calls this per draw: an object already validated is recognised by identity (hashing the nested
+    # frozen config costs ~0.1 ms); the entry keeps the object alive, so its id cannot be reused meanwhile
+    hit = _SEEN.get((id(cfg), source))
+    if hit is cfg:
+        return cfg
     try:
-        return _validated(cfg, source)
+        _validated(cfg, source)
+        if len(_SEEN) >= 64:
+            _SEEN.clear()
+        _SEEN[(id(cfg), source)] = cfg
+        return cfg
     except TypeError:  # unhashable (a list where a tuple belongs): check without the cache
         _check_fields(cfg, "", source)
         return cfg
+
+
+_SEEN: dict[tuple[int, str], DegradeConfig] = {}
 
 
 @functools.lru_cache(maxsize=64)

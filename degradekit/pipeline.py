@@ -131,10 +131,13 @@ def _sample_noise(rng: np.random.Generator, ncfg, pool) -> NoiseParams:
             return NoiseParams(kind="salt_pepper", seed=seed, amount=amount, salt_ratio=ratio, gray=gray)
     if rng.uniform() < ncfg.gaussian_prob:
         sigma = float(rng.uniform(*ncfg.gaussian_sigma))
-        space = _sample_space(rng, ncfg)
-        if space in ("luma", "chroma"):
-            return NoiseParams(kind="gaussian", seed=seed, sigma=sigma, space=space)
-        return NoiseParams(kind="gaussian", seed=seed, gray=space == "gray", sigma=sigma)
+        if ncfg.luma_prob + ncfg.chroma_prob > 0:
+            space = _sample_space(rng, ncfg)
+            if space in ("luma", "chroma"):
+                return NoiseParams(kind="gaussian", seed=seed, sigma=sigma, space=space)
+            return NoiseParams(kind="gaussian", seed=seed, gray=space == "gray", sigma=sigma)
+        gray = bool(rng.uniform() < ncfg.gray_prob)
+        return NoiseParams(kind="gaussian", seed=seed, gray=gray, sigma=sigma)
     scale = float(rng.uniform(*ncfg.poisson_scale))
     gray = bool(rng.uniform() < ncfg.gray_prob)
     return NoiseParams(kind="poisson", seed=seed, gray=gray, scale=scale)
@@ -148,7 +151,11 @@ def _sample_quality(rng: np.random.Generator, jcfg) -> int:
 def _sample_compression(rng: np.random.Generator, jcfg, ccfg) -> tuple[int | None, CompressionParams | None]:
     """(jpeg_quality, None) for JPEG 4:2:0 (the 0.1 record), else (None, CompressionParams)."""
     w = ccfg.weights
-    codec = _choice(rng, w.used(), tuple(getattr(w, c) for c in w.used()))
+    if w.jpeg == 1.0:  # the weights sum to 1: JPEG only (every preset's stages), nothing to draw
+        codec = "jpeg"
+    else:
+        used = w.used()
+        codec = _choice(rng, used, tuple(getattr(w, c) for c in used))
     if codec == "jpeg":
         q = _sample_quality(rng, jcfg)
         sub = _choice(rng, jcfg.subsampling, jcfg.subsampling_weights)
