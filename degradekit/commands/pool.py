@@ -116,17 +116,21 @@ def info(pool_dir, as_json):
     meta = p.meta
     rows = []
     for kid in meta["kernels"]["ids"]:
-        rec = p.kernel_record(kid)
+        try:
+            rec = p.kernel_record(kid)  # type-checked
+        except PoolError as e:
+            raise click.ClickException(str(e)) from None
         q = rec["quality"]
         shape = rec.get("shape") or {"method": "kernelgan"}  # pools built before --shape existed
         rows.append({"id": kid, "sigma_major": q["sigma_major"], "sigma_minor": q["sigma_minor"],
                      "theta": q["theta"], "raw_sum": q["raw_sum"], "shape": shape["method"],
                      "shape_note": shape.get("kept_kernelgan") or shape.get("floor"), "outlier": q["outlier"]})
     if as_json:
-        click.echo(json.dumps({"counts": meta["counts"], "digest": p.digest(), "kernels": rows,
-                               "rejected": meta["rejected"]}, indent=1))
+        click.echo(json.dumps({"counts": meta.get("counts", {}), "digest": p.digest(), "kernels": rows,
+                               "rejected": meta.get("rejected", [])}, indent=1))
         return
-    c = meta["counts"]
+    c = {k: 0 for k in ("kernels", "outliers", "noise_patches", "sources_ok", "sources")}
+    c.update(meta.get("counts", {}))
     click.echo(f"{pool_dir}: {c['kernels']} kernels ({c['outliers']} outliers) at "
                f"{', '.join('x%d' % s for s in meta['kernels']['scales']) or 'no scale'}; "
                f"{c['noise_patches']} noise patches; {c['sources_ok']}/{c['sources']} photos; sha256 {p.digest()[:16]}")
@@ -135,6 +139,6 @@ def info(pool_dir, as_json):
         click.echo(f"  {r['id']}: sigma {r['sigma_major']:.2f}/{r['sigma_minor']:.2f} px, theta {r['theta']:.0f} deg, "
                    f"shape {r['shape']}{' (' + r['shape_note'] + ')' if r['shape_note'] else ''}, "
                    f"raw sum {r['raw_sum']:.3f}{flag}")
-    for r in meta["rejected"]:
+    for r in meta.get("rejected", []):
         if r["kind"] != "kernel":
             click.echo(f"  rejected {r['kind']} {r['item']}: {r['reason']}")

@@ -43,7 +43,9 @@ def _slash(path) -> str:
 def _read_png_rgb(path: Path) -> np.ndarray:
     import cv2
 
-    data = np.fromfile(str(path), dtype=np.uint8)
+    from ..fsutil import read_regular
+
+    data = np.frombuffer(read_regular(path), dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if img is None or img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
         raise ValueError("not an 8-bit RGB PNG")
@@ -94,12 +96,10 @@ class Pool:
             raise PoolError(p, f"pool.json is not a {POOL_FORMAT} file")
         if meta.get("version") != POOL_VERSION:
             raise PoolError(p, f"pool.json has version {meta.get('version')!r}, this degradekit reads {POOL_VERSION}")
-        try:
-            klist = meta["kernels"]["ids"]
-            scales = [int(s) for s in meta["kernels"]["scales"]]
-            nlist = meta["noise"]
-        except (KeyError, TypeError, ValueError) as e:
-            raise PoolError(p, f"pool.json lacks a field ({_one_line(e)})") from None
+        _check_meta(p, meta)
+        klist = meta["kernels"]["ids"]
+        scales = meta["kernels"]["scales"]
+        nlist = meta["noise"]
 
         kernels: dict[int, dict[str, np.ndarray]] = {}
         if klist:
@@ -119,19 +119,16 @@ class Pool:
                     raise PoolError(p, f"kernels.npz: x{s} has shape {arr.shape}, expected (N, k, k) with k odd")
                 if not np.all(np.isfinite(arr)) or np.any(np.abs(arr.sum(axis=(1, 2)) - 1) > 1e-6):
                     raise PoolError(p, f"kernels.npz: x{s} holds kernels that are not finite or do not sum to 1")
+                neg = np.flatnonzero((arr < NEGATIVE_TOL).any(axis=(1, 2)))
+                if neg.size:  # a pool kernel is a measured blur (a PSF); see docs/design.md
+                    raise PoolError(p, f"kernels.npz: x{s} kernel {ids[neg[0]]!r} has negative entries (min "
+                                       f"{arr[neg[0]].min():.3g}); pool kernels must be non-negative blurs")
                 kernels[s] = {f"{i}@x{s}": _trim_zero_rings(a) for i, a in zip(ids, arr)}
 
         noise_files = {}
         for rec in nlist:
-            try:
-                nid, rel = rec["id"], rec["file"]
-            except (KeyError, TypeError):
-                raise PoolError(p, "pool.json: a noise entry lacks id/file") from None
-            f = p / rel
-            if not f.is_file():
-                raise PoolError(p, f"{rel} missing (listed in pool.json)")
-            if f.stat().st_size == 0:
-                raise PoolError(p, f"{rel} is empty")
+            nid, rel = rec["id"], rec["file"]
+            f = _inside(p, rel, "noise")
             noise_files[nid] = f
 
         pool = cls(p, meta, kernels, noise_files, include_outliers)
@@ -196,11 +193,28 @@ class Pool:
 
     def kernel_record(self, id: str) -> dict:
         """The JSON quality record of one kernel (kernels/<source id>.json; `id` with or without "@x<s>")."""
-        f = self.path / "kernels" / f"{str(id).rsplit('@x', 1)[0]}.json"
+        base = str(id).rsplit('@x', 1)[0]
+        if not _ID_RE.match(base):
+            raise PoolError(self.path, f"no kernel with id {id!r}")
+        f = _inside(self.path, f"kernels/{base}.json", "kernel record")
         try:
-            return json.loads(f.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            raise PoolError(self.path, f"kernels/{id}.json unreadable ({_one_line(e)})") from None
+            rec = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise PoolError(self.path, f"kernels/{base}.json unreadable ({_one_line(e)})") from None
+        where = f"kernels/{base}.json"
+        q = _field(self.path, where, rec, "quality", dict)
+        for k in ("sigma_major", "sigma_minor", "theta", "raw_sum"):
+            _field(self.path, where, q, k, (int, float), f"quality.{k}")
+        _field(self.path, where, q, "outlier", list, "quality.outlier")
+        if not all(isinstance(x, str) for x in q["outlier"]):
+            raise PoolError(self.path, f"{where}: quality.outlier: must be a list of strings")
+        if rec.get("shape") is not None:
+            sh = _field(self.path, where, rec, "shape", dict)
+            _field(self.path, where, sh, "method", str, "shape.method")
+            for k in ("kept_kernelgan", "floor"):
+                if sh.get(k) is not None:
+                    _field(self.path, where, sh, k, str, f"shape.{k}")
+        return rec
 
     def digest(self) -> str:
         """sha256 over pool.json, kernels.npz and every noise file (name and bytes, sorted by name)."""
@@ -221,6 +235,103 @@ class Pool:
     def __repr__(self) -> str:
         ks = ", ".join(f"x{s}: {len(self.kernel_ids(s))}" for s in self.scales)
         return f"Pool({os.fspath(self.path)!r}, kernels {{{ks}}}, noise {len(self._noise_files)})"
+
+
+#: Kernel entries below this are negative lobes: refused (built kernels are clipped at 0; float noise is ~1e-17).
+NEGATIVE_TOL = -1e-9
+_ID_RE = __import__("re").compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$")
+
+
+def _type_name(t) -> str:
+    ts = t if isinstance(t, tuple) else (t,)
+    names = {int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a table (object)",
+             bool: "true/false"}
+    return " or ".join(names.get(x, x.__name__) for x in ts)
+
+
+def _field(p, where: str, d: dict, key: str, typ, label: str | None = None):
+    """d[key], checked to be of `typ` (bool is not a number here); PoolError naming `where: label` otherwise."""
+    label = label or key
+    if not isinstance(d, dict) or key not in d:
+        raise PoolError(p, f"{where}: {label}: missing")
+    v = d[key]
+    ok = isinstance(v, typ) and not (isinstance(v, bool) and bool not in (typ if isinstance(typ, tuple) else (typ,)))
+    if not ok:
+        raise PoolError(p, f"{where}: {label}: must be {_type_name(typ)}, got {type(v).__name__} {_short(v)}")
+    return v
+
+
+def _short(v) -> str:
+    s = json.dumps(v) if not isinstance(v, (bytes, bytearray)) else repr(v)
+    return s if len(s) <= 40 else s[:37] + "..."
+
+
+def _str_list(p, where, d, key, label):
+    v = _field(p, where, d, key, list, label)
+    for x in v:
+        if not isinstance(x, str):
+            raise PoolError(p, f"{where}: {label}: must be a list of strings, got an element {_short(x)}")
+    return v
+
+
+def _check_meta(p: Path, meta: dict) -> None:
+    """Type-check every pool.json field that Pool and `pool info` use (one-line PoolError)."""
+    w = "pool.json"
+    k = _field(p, w, meta, "kernels", dict)
+    ids = _str_list(p, w, k, "ids", "kernels.ids")
+    for i in ids:
+        if not _ID_RE.match(i):
+            raise PoolError(p, f"{w}: kernels.ids: {_short(i)} is not a valid id (letters, digits, _ . - @)")
+    if len(set(ids)) != len(ids):
+        raise PoolError(p, f"{w}: kernels.ids: an id appears twice")
+    scales = _field(p, w, k, "scales", list, "kernels.scales")
+    if not all(isinstance(s, int) and not isinstance(s, bool) and s in (2, 4) for s in scales):
+        raise PoolError(p, f"{w}: kernels.scales: must be a list of 2 and/or 4, got {_short(scales)}")
+    if "outliers" in k:
+        _str_list(p, w, k, "outliers", "kernels.outliers")
+    noise = _field(p, w, meta, "noise", list)
+    seen = set()
+    for j, rec in enumerate(noise):
+        if not isinstance(rec, dict):
+            raise PoolError(p, f"{w}: noise[{j}]: must be a table (object), got {_short(rec)}")
+        nid = _field(p, w, rec, "id", str, f"noise[{j}].id")
+        _field(p, w, rec, "file", str, f"noise[{j}].file")
+        if not _ID_RE.match(nid) or nid in seen:
+            raise PoolError(p, f"{w}: noise[{j}].id: {_short(nid)} is not a valid, unique id")
+        seen.add(nid)
+    for key in ("counts", "settings"):
+        if key in meta:
+            _field(p, w, meta, key, dict)
+    for key, v in (meta.get("counts") or {}).items():
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise PoolError(p, f"{w}: counts.{key}: must be an integer, got {_short(v)}")
+    if "rejected" in meta:
+        for j, r in enumerate(_field(p, w, meta, "rejected", list)):
+            for f in ("kind", "item", "reason"):
+                _field(p, w, r if isinstance(r, dict) else {}, f, str, f"rejected[{j}].{f}")
+
+
+def _inside(p: Path, rel: str, what: str) -> Path:
+    """p / rel, which must stay inside the pool folder (after symlinks) and be a non-empty regular file."""
+    import stat as _stat
+
+    if os.path.isabs(rel) or "\0" in rel:
+        raise PoolError(p, f"pool.json: {what} file {rel!r} must be a path relative to the pool folder")
+    f = p / rel
+    try:
+        real = f.resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise PoolError(p, f"{rel} missing (listed in pool.json)") from None
+    if not real.is_relative_to(p.resolve()):
+        raise PoolError(p, f"pool.json: {what} file {rel!r} lies outside the pool folder ({real})")
+    st = real.stat()
+    if not _stat.S_ISREG(st.st_mode):
+        from ..fsutil import file_kind
+
+        raise PoolError(p, f"{rel} is not a regular file ({file_kind(st.st_mode)})")
+    if st.st_size == 0:
+        raise PoolError(p, f"{rel} is empty")
+    return f
 
 
 def _trim_zero_rings(k: np.ndarray) -> np.ndarray:
