@@ -148,3 +148,33 @@ def test_preview_tiles_follow_the_op_order():
     v = plot_values(p)
     assert v["pos.down_a"] < v["pos.down_b"] and v["final.quality"] == p.final_quality
     assert {"blur1.size", "blur2.size", "noise.level", "noise.branch", "down_a.method"} <= set(v)
+
+
+def test_toml_config_with_the_options(src, tmp_path):
+    from degradekit.bsrgan import dump_bsrgan_config, load_bsrgan_config
+
+    f = tmp_path / "bs.toml"
+    f.write_text('pipeline = "bsrgan"\npreset = "bsrgan-x2"\nantialias = true\nfit_kernel = true\n')
+    cfg = load_bsrgan_config(f)
+    assert cfg == bsrgan.BsrganConfig(scale=2, antialias=True, fit_kernel=True)
+    full = tmp_path / "full.toml"
+    full.write_text(dump_bsrgan_config(cfg))
+    assert load_bsrgan_config(full) == cfg
+    out = tmp_path / "o"
+    r = _synth(src, out, "--config", str(f), "--patch", "48", "--workers", "1")
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "manifest.json").read_text())
+    assert bsrgan.BsrganConfig.from_dict(m["settings"]["config"]) == cfg
+    key, fl = next(iter_samples(out / "shard-000000.tar"))
+    assert json.loads(fl["json"])["variants"][0]["params"]["antialias"] is True
+    r = CliRunner().invoke(cli, ["replay", str(out), "1"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["preview", "--stats", "50", "--config", str(f), "--out", str(tmp_path / "s.png")])
+    assert r.exit_code == 0, r.output
+    for text, word in (('pipeline = "bsrgan"\nantialias = 1\n', "antialias"),
+                       ('pipeline = "bsrgan"\nwieght = 1\n', "unknown key"),
+                       ('pipeline = "bsrgan"\npreset = "realesrgan"\n', "preset")):
+        f.write_text(text)
+        r = _synth(src, tmp_path / "bad", "--config", str(f), "--patch", "48")
+        assert r.exit_code == 1 and word in r.output and str(f) in r.output, r.output
+        assert len([ln for ln in r.output.splitlines() if ln.startswith("Error")]) == 1

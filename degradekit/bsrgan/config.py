@@ -3,13 +3,18 @@
 The presets are the published model (spec/bsrgan-model.md): `bsrgan` = ``degradation_bsrgan`` at x4 (also
 `bsrgan-x2`, `bsrgan-x3`), `bsrgan-plus` = ``degradation_bsrgan_plus`` at x4 (also `bsrgan-plus-x2`) with KAIR's
 training settings (use_sharp False, shuffle_prob 0.1). The four fixes marked (ours) are off in every preset.
+
+TOML file: top-level ``pipeline = "bsrgan"`` (what marks it as a BSRGAN config), optional ``preset = "bsrgan"``
+(default; any of PRESETS), and any BsrganConfig keys, which override the preset's.
 """
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from dataclasses import dataclass, field, fields
 
-__all__ = ["BsrganConfig", "PRESETS", "bsrgan_preset", "is_bsrgan_preset"]
+__all__ = ["BsrganConfig", "PRESETS", "bsrgan_preset", "is_bsrgan_preset", "is_bsrgan_toml", "load_bsrgan_config",
+           "dump_bsrgan_config"]
 
 SCALES = (2, 3, 4)
 VARIANTS = ("bsrgan", "plus")
@@ -124,3 +129,50 @@ def bsrgan_preset(name: str = "bsrgan", scale: int | None = None) -> BsrganConfi
         raise ValueError(f"unknown bsrgan preset {name!r} (known: {', '.join(PRESETS)})")
     cfg = base[name]
     return cfg if scale is None else dataclasses.replace(cfg, scale=scale)
+
+
+def is_bsrgan_toml(path) -> bool:
+    """True when the TOML file at ``path`` says ``pipeline = "bsrgan"`` (False when it cannot be read: the
+    caller's own loader then reports the problem)."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f).get("pipeline") == "bsrgan"
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return False
+
+
+def load_bsrgan_config(path) -> BsrganConfig:
+    """Load a BSRGAN TOML config (module doc). Raises ValueError("PATH: key: problem"), one line."""
+    try:
+        with open(path, "rb") as f:
+            d = tomllib.load(f)
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{path}: not valid TOML: {e}") from None
+    if d.pop("pipeline", None) != "bsrgan":
+        raise ValueError(f"{path}: pipeline: expected 'bsrgan'")
+    name = d.pop("preset", "bsrgan")
+    if name not in PRESETS:
+        raise ValueError(f"{path}: preset: unknown bsrgan preset {name!r} (known: {', '.join(PRESETS)})")
+    return BsrganConfig.from_dict({**bsrgan_preset(name).to_dict(), **d}, str(path))
+
+
+def dump_bsrgan_config(cfg: BsrganConfig, *, comments: bool = True) -> str:
+    """The full config as TOML (loadable by load_bsrgan_config), each key under a comment line with its doc."""
+    def val(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return f'"{v}"'
+        if isinstance(v, tuple):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        return repr(v)
+
+    lines = ['pipeline = "bsrgan"']
+    docs = BsrganConfig.docs()
+    for f in fields(cfg):
+        if comments:
+            lines.append(f"# {docs[f.name]}")
+        lines.append(f"{f.name} = {val(getattr(cfg, f.name))}")
+    return "\n".join(lines) + "\n"

@@ -11,15 +11,18 @@ def _load_cfg(config_file, preset_name, scale, order):
 
     from degradekit.config import ConfigError, load_config, preset, validate_config
 
-    if not config_file and preset_name.startswith("bsrgan"):  # (bsrgan) its own pipeline and config
-        from degradekit.bsrgan import bsrgan_preset
+    from degradekit.bsrgan import bsrgan_preset, is_bsrgan_toml, load_bsrgan_config
 
+    if is_bsrgan_toml(config_file) if config_file else preset_name.startswith("bsrgan"):  # (bsrgan) own config
         if order is not None:
-            raise click.ClickException(f"--order does not apply to --preset {preset_name} (BSRGAN shuffles its ops)")
+            raise click.ClickException("--order does not apply to the bsrgan pipeline (BSRGAN shuffles its ops)")
         try:
+            if config_file:
+                cfg = load_bsrgan_config(config_file)
+                return cfg if scale is None else dataclasses.replace(cfg, scale=scale)
             return bsrgan_preset(preset_name, scale)
         except ValueError as e:
-            raise click.ClickException(f"--preset {preset_name}: {e}") from None
+            raise click.ClickException(str(e) if config_file else f"--preset {preset_name}: {e}") from None
     try:
         cfg = load_config(config_file) if config_file else preset(preset_name)
         changes = {k: v for k, v in (("scale", scale), ("order", order)) if v is not None}
@@ -90,7 +93,7 @@ def preview(img, sample_name, config_file, preset_name, scale, order, seeds, fir
 
     bs = isinstance(cfg, BsrganConfig)  # (bsrgan) no pool, its own sampler and sheet
     if bs and pool_dir is not None:
-        raise click.ClickException(f"--pool is not used by --preset {preset_name}")
+        raise click.ClickException("--pool is not used by the bsrgan pipeline")
     pool = None
     if pool_dir is not None:
         from degradekit.pool import Pool, PoolError

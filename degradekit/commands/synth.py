@@ -142,6 +142,8 @@ def build_settings(*, config_file, preset_name, order, scale, seed, patch, step,
     if config_file and preset_name:
         raise click.UsageError("use --config or --preset, not both (a config file names its preset itself)")
     pipeline, pool_rec = "realesrgan", None
+    from degradekit.bsrgan import is_bsrgan_toml  # (bsrgan) a TOML with pipeline = "bsrgan"
+
     if preset_name == "realsr":
         from degradekit.pool.realsr import realsr_preset
 
@@ -156,19 +158,24 @@ def build_settings(*, config_file, preset_name, order, scale, seed, patch, step,
         except ValueError as e:
             raise click.ClickException(str(e)) from None
         pipeline = "realsr"
-    elif preset_name is not None and preset_name.startswith("bsrgan"):  # --- bsrgan pipeline (owner: bsrgan)
-        from degradekit.bsrgan import bsrgan_preset
+    elif ((preset_name or "").startswith("bsrgan")  # --- bsrgan pipeline (owner: bsrgan)
+          or (config_file and is_bsrgan_toml(config_file))):
+        from degradekit.bsrgan import bsrgan_preset, load_bsrgan_config
 
         if order is not None:
-            raise click.UsageError(f"--order does not apply to --preset {preset_name} (BSRGAN shuffles its ops)")
+            raise click.UsageError("--order does not apply to the bsrgan pipeline (BSRGAN shuffles its ops)")
         if pool_path is not None:
-            raise click.UsageError(f"--pool is not used by --preset {preset_name}")
+            raise click.UsageError("--pool is not used by the bsrgan pipeline")
         if scale == "1":
             raise click.BadParameter("the bsrgan pipeline supports scale 2, 3 or 4", param_hint="--scale")
         try:
-            cfg = bsrgan_preset(preset_name, None if scale is None else int(scale))
+            if config_file:
+                cfg = load_bsrgan_config(config_file)
+                cfg = cfg if scale is None else dataclasses.replace(cfg, scale=int(scale))
+            else:
+                cfg = bsrgan_preset(preset_name, None if scale is None else int(scale))
         except ValueError as e:
-            raise click.ClickException(f"--preset {preset_name}: {e}") from None
+            raise click.ClickException(str(e) if config_file else f"--preset {preset_name}: {e}") from None
         pipeline = "bsrgan"  # --- end bsrgan
     else:
         if scale == "3":  # (bsrgan) x3 exists for the bsrgan presets only
