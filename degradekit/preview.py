@@ -52,6 +52,11 @@ def _plot_values(rec: Mapping) -> dict[str, object]:
     "beta (plateau)") so the plateau spike at beta = 1 stays visible; sigma_y/theta only for anisotropic kernels;
     the resize factor only for up/down; kind names are abbreviated (g = generalized, p = plateau).
     """
+    if rec.get("pipeline") == "bsrgan":  # (bsrgan) its own record layout, ops named by published op number
+        from .bsrgan.preview import plot_values
+
+        return plot_values(rec)
+
     def walk(d: Mapping, prefix: str, out: dict) -> None:
         kind = d.get("kind") if isinstance(d.get("kind"), str) else None
         for k, v in d.items():

@@ -178,3 +178,17 @@ def test_toml_config_with_the_options(src, tmp_path):
         r = _synth(src, tmp_path / "bad", "--config", str(f), "--patch", "48")
         assert r.exit_code == 1 and word in r.output and str(f) in r.output, r.output
         assert len([ln for ln in r.output.splitlines() if ln.startswith("Error")]) == 1
+
+
+def test_inspect_draws_bsrgan_histograms(src, tmp_path):
+    out = tmp_path / "o"
+    r = _synth(src, out, "--preset", "bsrgan", "--patch", "48", "--workers", "1")
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["inspect", str(out), "--out", str(tmp_path / "insp")])
+    assert r.exit_code == 0, r.output
+    assert read_image(tmp_path / "insp" / "params.png").shape[0] > 300
+    from degradekit.preview import _plot_values
+
+    key, f = next(iter_samples(out / "shard-000000.tar"))
+    v = _plot_values(json.loads(f["json"])["variants"][0]["params"])
+    assert "blur1.size" in v and "noise.level" in v
