@@ -43,6 +43,11 @@ def flatten_params(d: Mapping, prefix: str = "") -> dict[str, object]:
 
 
 _ABBREV = (("generalized_", "g"), ("plateau_", "p"))
+_EXTRA_STEPS = ("halo", "color", "banding", "dither")
+# a shuffled stage's order as one short word: B blur, R resize, H halo, N noise, C color, Q banding, D dither,
+# J the compression step
+_STEP_LETTERS = {"blur": "B", "resize": "R", "halo": "H", "noise": "N", "color": "C", "banding": "Q",
+                 "dither": "D", "jpeg": "J"}
 
 
 def _plot_values(rec: Mapping) -> dict[str, object]:
@@ -59,8 +64,22 @@ def _plot_values(rec: Mapping) -> dict[str, object]:
 
     def walk(d: Mapping, prefix: str, out: dict) -> None:
         kind = d.get("kind") if isinstance(d.get("kind"), str) else None
+        if "jpeg_quality" in d or "compression" in d:
+            # one codec panel per stage/final ("none" = skipped), qualities split by codec below
+            c = d.get("compression")
+            out[f"{prefix}codec"] = c["codec"] if c else ("none" if d.get("jpeg_quality") is None else "jpeg")
+        if prefix.startswith("stage") and prefix.count(".") == 1:
+            taken = "+".join(k for k in _EXTRA_STEPS if d.get(k) is not None)
+            if taken:
+                out[f"{prefix}extras"] = taken  # param_histograms adds "none" for the records without
         for k, v in d.items():
-            if isinstance(v, Mapping):
+            if k == "compression" and isinstance(v, Mapping):
+                for ck, cv in v.items():
+                    if ck != "codec":
+                        out[f"{prefix}{ck} ({v['codec']})"] = cv
+            elif k == "steps" and isinstance(v, (list, tuple)):
+                out[f"{prefix}order"] = "".join(_STEP_LETTERS[s] for s in v)
+            elif isinstance(v, Mapping):
                 walk(v, f"{prefix}{k}.", out)
             elif isinstance(v, (list, tuple)) and v and all(isinstance(x, Mapping) for x in v):
                 for i, x in enumerate(v):
@@ -74,6 +93,8 @@ def _plot_values(rec: Mapping) -> dict[str, object]:
                 continue
             elif k == "beta" and kind is not None:
                 out[f"{prefix}beta ({kind.split('_')[0]})"] = v
+            elif k in ("size", "sigma") and kind in ("median", "speckle"):
+                out[f"{prefix}{k} ({kind})"] = v  # not mixed with the Gaussian sizes/sigmas
             elif k == "factor" and d.get("direction") == "keep":
                 continue
             elif k == "kind" and isinstance(v, str):
@@ -100,6 +121,9 @@ def param_histograms(records: Sequence[Mapping], *, cols: int = 4, width: int = 
     for rec in records:
         for k, v in _plot_values(rec).items():
             columns.setdefault(k, []).append(v)
+    for k, v in columns.items():
+        if k.endswith(".extras"):
+            v.extend(["none"] * (len(records) - len(v)))
     if not columns:
         raise ValueError("no parameters to plot")
     fixed = {k: v[0] for k, v in columns.items()
@@ -112,7 +136,8 @@ def param_histograms(records: Sequence[Mapping], *, cols: int = 4, width: int = 
         panels.append(np.full_like(panels[0], 255))
     const = "  ".join(f"{k}={v}" for k, v in sorted(fixed.items()))
     rows = [drawing.title_bar(f"{len(records)} sampled parameter records   (kinds: g = generalized, "
-                              f"p = plateau)", width * cols)]
+                              f"p = plateau; order: B blur R resize H halo N noise C color Q banding "
+                              f"D dither J compression)", width * cols)]
     if const:
         rows.append(drawing.text_block([f"constant: {const}"], width * cols, 1))
     return drawing.stack_rows(rows + [drawing.grid(panels, cols)])
@@ -133,6 +158,14 @@ def _kernel_label(k: Mapping | None) -> list[str]:
         return [f"sinc k={k['size']}", f"wc={k['omega_c']:.2f}"]
     if kind == "pool":
         return ["pool", str(k.get("pool_id"))]
+    if kind == "box":
+        return [f"box w={k['width']:.2f}"]
+    if kind == "disk":
+        return [f"disk r={k['radius']:.2f}"]
+    if kind == "motion":
+        return [f"motion l={k['length']:.1f}", f"angle {k['angle']:.0f} deg"]
+    if kind == "median":
+        return [f"median {k['size']}x{k['size']}"]
     lines = [f"{kind} k={k['size']}", f"s={k['sigma_x']:.2f}/{k['sigma_y']:.2f}"]
     extra = f"th={math.degrees(k['theta']):.0f}"
     if k.get("beta") is not None:
@@ -140,33 +173,89 @@ def _kernel_label(k: Mapping | None) -> list[str]:
     return lines + [extra]
 
 
+def _resampler_label(r: Mapping) -> str:
+    if r.get("filter") is None:
+        return r["mode"]
+    return r["filter"] + (" aa" if r.get("antialias") else "")
+
+
+def _codec_label(rec: Mapping) -> list[str]:
+    """The compression step of a stage/final record: "q=Q" (JPEG 4:2:0) or the codec and its settings."""
+    c = rec.get("compression")
+    if c is None:
+        q = rec.get("jpeg_quality")
+        return [f"jpeg q={q}" if q is not None else "skipped"]
+    codec = c["codec"]
+    if codec == "jpeg":
+        return [f"jpeg q={c['quality']} {c['subsampling']}"]
+    if codec == "webp":
+        return [f"webp q={c['quality']}"]
+    if codec == "avif":
+        return [f"avif q={c['quality']} speed {c['speed']}"]
+    if codec == "jpeg2000":
+        return [f"jpeg2000 1:{c['rate']:.1f}"]
+    return [f"{codec} q={c['quality']}", f"{c['preset'] or '-'} {c['pix_fmt']}"]
+
+
+def _noise_label(n: Mapping) -> list[str]:
+    space = n.get("space") or ("gray" if n.get("gray") else "color")
+    kind = n["kind"]
+    if kind == "gaussian":
+        return [f"gauss s={n['sigma']:.1f}", space]
+    if kind == "poisson":
+        return [f"poisson x{n['scale']:.2f}", space]
+    if kind == "uniform":
+        return [f"uniform a={n['amplitude']:.1f}", space]
+    if kind == "speckle":
+        return [f"speckle s={n['sigma']:.1f}", space]
+    if kind == "salt_pepper":
+        return [f"s&p {n['amount']:.4f}", f"salt {n['salt_ratio']:.2f} {space}"]
+    return [f"pool {n.get('pool_id')}"]
+
+
+def _extra_label(step: str, p: Mapping) -> list[str]:
+    if step == "halo":
+        return [f"halo a={p['amount']:.2f} r={p['radius']:.2f}", f"threshold {p['threshold']:.1f}"]
+    if step == "color":
+        return [f"b={p['brightness']:+.3f} c={p['contrast']:.3f}", f"sat={p['saturation']:.3f} g={p['gamma']:.3f}"]
+    if step == "banding":
+        return [f"banding {p['bits']} bits"]
+    return [f"dither {p['method']}", f"{p['levels']} levels"]
+
+
+_STEP_NAMES = ("blur", "resize", "noise", "jpeg") + _EXTRA_STEPS
+
+
 def _stage_label(name: str, img: np.ndarray, params: Mapping) -> list[str]:
-    """Text under a stage tile: the stage, its output size and its key parameters."""
+    """Text under a stage tile: the stage, its output size and its key parameters (the kind and its main
+    settings for every kind)."""
     h, w = img.shape[:2]
     head = f"{name} {w}x{h}"
     stage_no = name.rstrip("0123456789")
     idx = int(name[len(stage_no):]) - 1 if name[len(stage_no):] else None
-    if idx is not None and stage_no in ("blur", "resize", "noise", "jpeg"):
+    if idx is not None and stage_no in _STEP_NAMES:
         st = params["stages"][idx]
         if stage_no == "blur":
             return [head] + _kernel_label(st.get("blur"))[:TEXT_LINES - 1]
         if stage_no == "resize":
             r = st["resize"]
-            return [head, f"{r['direction']} x{r['factor']:.2f}", r["mode"]]
+            third = _resampler_label(r)
+            if r.get("down_up") is not None:
+                third += f" via x{r['down_up']['factor']:.2f} {_resampler_label(r['down_up'])}"
+            return [head, f"{r['direction']} x{r['factor']:.2f}", third]
         if stage_no == "noise":
             n = st["noise"]
-            if n["kind"] == "gaussian":
-                return [head, f"gauss s={n['sigma']:.1f}", "gray" if n["gray"] else "color"]
-            if n["kind"] == "poisson":
-                return [head, f"poisson x{n['scale']:.2f}", "gray" if n["gray"] else "color"]
-            return [head, f"pool {n.get('pool_id')}"]
+            return [head] + (_noise_label(n) if n is not None else ["skipped"])
         if stage_no == "jpeg":
-            q = st.get("jpeg_quality")
-            return [head, f"q={q}" if q is not None else "skipped"]
+            return [head] + _codec_label(st)
+        p = st.get(stage_no)
+        return [head] + (_extra_label(stage_no, p) if p is not None else ["skipped"])
     if name == "final":
         f = params["final"]
         order = "resize,sinc,jpeg" if f["resize_first"] else "jpeg,resize,sinc"
-        return [head, order, f"{f['mode']} q={f['jpeg_quality']}"]
+        if f.get("compression") is not None:
+            order = order.replace("jpeg", f["compression"]["codec"])
+        return [head, order, f"{_resampler_label(f)} {_codec_label(f)[0]}"]
     return [head]
 
 
@@ -218,8 +307,8 @@ def contact_sheet(hr: np.ndarray, config: DegradeConfig, seeds: Iterable[int], *
         kernel_params = [(f"k{i + 1}", st.blur) for i, st in enumerate(params.stages)]
         kernel_params.append(("sinc", params.final.sinc))
         for name, kp in kernel_params:
-            if kp is None:
-                continue
+            if kp is None or kp.kind == "median":
+                continue  # a median filter has no kernel to draw
             k = build_kernel(kp, pool)
             label = _kernel_label(kp.to_dict())
             tiles.append(drawing.labelled_tile(drawing.heatmap(k, tile),
