@@ -42,11 +42,18 @@ def merge(parts, output):
     except ManifestError as e:
         raise click.ClickException(str(e)) from None
     out = Path(output)
-    if out.is_dir():
-        path = write_manifest(out, merged)
-    else:
-        atomic_write(out, json.dumps(merged, indent=1, sort_keys=True) + "\n")
-        path = out
+    folder = out if out.is_dir() else out.parent
+    if not folder.is_dir():
+        raise click.ClickException(f"-o {output}: the folder {folder} does not exist (create it first)")
+    try:
+        if out.is_dir():
+            path = write_manifest(out, merged)
+        else:
+            atomic_write(out, json.dumps(merged, indent=1, sort_keys=True) + "\n")
+            path = out
+    except OSError as e:
+        raise click.ClickException(f"{out}: cannot write the merged manifest: {e.strerror or e}") \
+            from None
     t = merged["totals"]
     click.echo(f"merged {len(files)} manifests: {t['shards']} shards, {t['samples']} samples, {t['pairs']} pairs "
                f"-> {path}")

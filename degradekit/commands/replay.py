@@ -21,6 +21,7 @@ def replay(folder, keys, spread, source, stored_hr, pool_path):
     with the stored bytes: source sha256, HR crop, every LR's parameters and bytes. Exit status 0 when
     everything matches, 1 otherwise."""
     from degradekit.imageio import ImageError
+    from degradekit.pool import PoolError
     from degradekit.synth.manifest import ManifestError, load_manifest
     from degradekit.synth.replay import ReplayError, replay_sample
 
@@ -38,7 +39,7 @@ def replay(folder, keys, spread, source, stored_hr, pool_path):
     for key in keys:
         try:
             rep = replay_sample(folder, str(key), source=source, use_stored_hr=stored_hr, pool_path=pool_path)
-        except (ManifestError, ReplayError, ImageError) as e:
+        except (ManifestError, ReplayError, ImageError, PoolError) as e:
             raise click.ClickException(str(e)) from None
         click.echo(f"sample {rep.key} ({rep.shard}):")
         for name, ok, detail in rep.checks:

@@ -83,11 +83,44 @@ def _config(manifest: dict):
 
 def replay_sample(folder, key: str, *, source=None, use_stored_hr: bool = False, pool_path=None,
                   log=None) -> ReplayReport:
-    """Re-render sample KEY of the dataset in FOLDER; returns a report of every byte comparison."""
+    """Re-render sample KEY of the dataset in FOLDER; returns a report of every byte comparison.
+
+    Raises ReplayError (one line) for a sample that cannot be replayed at all: a damaged shard, a sample
+    without its json / hr member, a record that is not what synth writes."""
+    from ..imageio import ImageError
+    from ..pool import PoolError
+    from .manifest import ManifestError
+    from .shards import ShardFormatError
+
+    try:
+        return _replay_sample(folder, key, source=source, use_stored_hr=use_stored_hr, pool_path=pool_path)
+    except ShardFormatError as e:
+        raise ReplayError(str(e)) from None
+    except (ReplayError, ManifestError, ImageError, PoolError):
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        what = f"missing field {e}" if isinstance(e, KeyError) else " ".join(str(e).split())[:200]
+        raise ReplayError(f"{folder}: sample {str(key).zfill(9)}: damaged sample record or manifest ({what})") \
+            from None
+
+
+def _sample_json(path, key: str, fields: dict) -> dict:
+    if "json" not in fields:
+        raise ReplayError(f"{path}: sample {key} has no {key}.json member (damaged shard): nothing to replay from")
+    try:
+        rec = json.loads(fields["json"])
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ReplayError(f"{path}: {key}.json is not valid JSON ({e})") from None
+    if not isinstance(rec, dict) or not isinstance(rec.get("variants"), list) or not rec["variants"]:
+        raise ReplayError(f"{path}: {key}.json is not a degradekit sample record (no variants)")
+    return rec
+
+
+def _replay_sample(folder, key: str, *, source=None, use_stored_hr: bool = False, pool_path=None) -> ReplayReport:
     m = load_manifest(folder)
     st = m["settings"]
     path, fields = find_sample(folder, str(key).zfill(9), m)
-    rec = json.loads(fields["json"])
+    rec = _sample_json(path, str(key).zfill(9), fields)
     rep = ReplayReport(rec["key"], path.name)
     if m.get("codecs"):  # recorded since the codec ops; informational (the byte checks decide)
         from ..ops.codec_info import library_versions
@@ -98,7 +131,12 @@ def replay_sample(folder, key: str, *, source=None, use_stored_hr: bool = False,
         if diff:
             rep.add("codec libraries differ from the recording", True, ", ".join(diff))
     codec, level = st["codec"], st["png_level"]
-    stored_hr = decode_png(fields[f"hr.{codec}"])
+    if f"hr.{codec}" not in fields:
+        raise ReplayError(f"{path}: sample {rec['key']} has no hr.{codec} member (damaged shard)")
+    try:
+        stored_hr = decode_png(fields[f"hr.{codec}"])
+    except ValueError:
+        raise ReplayError(f"{path}: {rec['key']}.hr.{codec} cannot be decoded (damaged shard)") from None
 
     realsr = rec.get("pipeline") == "realsr"
     cleanup = realsr and bool(rec["variants"][0]["params"].get("cleanup"))
