@@ -97,9 +97,10 @@ def motion_kernel(length: float, angle: float) -> np.ndarray:
     y0 = np.floor(y).astype(np.int64)
     fx = x - x0
     fy = y - y0
-    out = np.zeros((k, k))  # 0 < x, y < 2r = k - 1: all four splat taps fall inside
-    for dy, dx, wt in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx), (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
-        np.add.at(out, (y0 + dy, x0 + dx), wt)
+    # 0 < x, y < 2r = k - 1: all four splat taps fall inside the grid.
+    flat = np.concatenate([(y0 + dy) * k + x0 + dx for dy in (0, 1) for dx in (0, 1)])
+    wts = np.concatenate([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx])
+    out = np.bincount(flat, weights=wts, minlength=k * k).reshape(k, k)
     # Exact point symmetry (the sample set is symmetric, the splat's rounding is not quite): average with the
     # 180-degree rotation.
     out = 0.5 * (out + out[::-1, ::-1])

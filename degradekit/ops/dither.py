@@ -99,24 +99,48 @@ def _ordered(img, thresholds, top, out):
 @njit(cache=True, nogil=True)
 def _diffuse(img, dy, dx, w, top, out):
     """Error diffusion in raster order, float64 (see the module docstring); img/out float32 HxWx3, taps
-    (dy, dx, w) with dy >= 0 (and dx > 0 where dy = 0). Keeps a float64 copy of the image that accumulates
-    the errors."""
+    (dy, dx, w) with 0 <= dy < 3, |dx| <= 2 (and dx > 0 where dy = 0).
+
+    The working values (clipped input plus the errors received, summed in the order they arrive) live in a
+    ring of 3 rows padded by 2 columns on each side, so the taps need no bounds checks: a row enters the ring
+    as the clipped input when it first receives errors, and errors sent into the padding or past the last row
+    are never read (dropped)."""
     h, wd, _ = img.shape
-    buf = np.empty((h, wd, 3), np.float64)
+    ring = np.zeros((3, wd + 4, 3), np.float64)
+    ntaps = dy.shape[0]
+    slot = np.empty(ntaps, np.int64)
+    col = dx + 2
+    err = np.empty(3, np.float64)
+    for y in range(min(3, h)):
+        _load_row(img, y, ring[y])
     for y in range(h):
+        cur = ring[y % 3]
+        for t in range(ntaps):
+            slot[t] = (y + dy[t]) % 3  # once per row: integer modulo is slow
         for x in range(wd):
             for c in range(3):
-                buf[y, x, c] = min(max(np.float64(img[y, x, c]), 0.0), 1.0)
-    for y in range(h):
-        for x in range(wd):
-            for c in range(3):
-                v = buf[y, x, c]
-                k = min(max(np.floor(v * top + 0.5), 0.0), top)
-                q = k / top
+                v = cur[x + 2, c]
+                q = min(max(np.floor(v * top + 0.5), 0.0), top) / top
                 out[y, x, c] = q
-                err = v - q
-                for t in range(dy.shape[0]):
-                    yy = y + dy[t]
-                    xx = x + dx[t]
-                    if yy < h and 0 <= xx < wd:
-                        buf[yy, xx, c] += err * w[t]
+                err[c] = v - q
+            for t in range(ntaps):
+                dst = ring[slot[t], x + col[t]]
+                wt = w[t]
+                for c in range(3):
+                    dst[c] += err[c] * wt
+        if y + 3 < h:
+            _load_row(img, y + 3, cur)  # row y is done: its slot takes row y + 3
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _load_row(img, y, row):
+    """row[2 + x] = clip(img[y, x], 0, 1) as float64; the padding zeroed."""
+    wd = img.shape[1]
+    for c in range(3):
+        row[0, c] = 0.0
+        row[1, c] = 0.0
+        row[wd + 2, c] = 0.0
+        row[wd + 3, c] = 0.0
+    for x in range(wd):
+        for c in range(3):
+            row[x + 2, c] = min(max(np.float64(img[y, x, c]), 0.0), 1.0)

@@ -1,7 +1,7 @@
 """Median blur on the float image, reflect-101 borders (``scipy.ndimage.median_filter(mode="mirror")``).
 
-Sizes 3 and 5 go through ``cv2.medianBlur``, which is exact on float32 for those sizes (a sorting network)
-and, run on a reflect-101-padded copy and cropped, never sees its own border rule. OpenCV's float path stops at
+Sizes 3 and 5 go through ``cv2.medianBlur``, which is exact on float32 for those sizes (a sorting network);
+its replicated border is replaced by recomputing the border strips from reflect-101-padded copies. OpenCV's float path stops at
 5 (larger sizes need 8-bit input, which would quantise the image), so 7..15 run a Numba loop: per pixel and
 channel the k x k window is copied and its median found with Wirth's selection (expected O(k^2)), which is what
 SciPy does too.
@@ -30,15 +30,49 @@ def median_blur(img: np.ndarray, size: int) -> np.ndarray:
         raise ValueError(f"size: expected an odd int in 3..15, got {size}")
     r = int(size) // 2
     h, w, _ = img.shape
-    if max(h, w) > 1:
-        pad = cv2.copyMakeBorder(img, r, r, r, r, _BORDER)
-    else:  # a single pixel: every reflection is the pixel itself
-        pad = np.broadcast_to(img, (2 * r + 1, 2 * r + 1, 3)).copy()
-    if size <= 5:
-        return np.ascontiguousarray(cv2.medianBlur(pad, int(size))[r:r + h, r:r + w])
+    if size <= 5 and min(h, w) > 2 * r:
+        return _cv2_median(img, int(size), r)
     out = np.empty_like(img)
-    _median_filter(pad, int(size), out)
+    _median_filter(_reflect_pad(img, r), int(size), out)
     return out
+
+
+def _reflect_pad(img: np.ndarray, r: int) -> np.ndarray:
+    """Reflect-101 padding by r on both spatial axes (OpenCV repeats the reflection when r >= the size)."""
+    if max(img.shape[0], img.shape[1]) > 1:
+        return cv2.copyMakeBorder(img, r, r, r, r, _BORDER)
+    return np.broadcast_to(img, (2 * r + 1, 2 * r + 1, 3)).copy()  # a single pixel: every reflection is itself
+
+
+def _cv2_median(img: np.ndarray, k: int, r: int) -> np.ndarray:
+    """cv2.medianBlur (exact on float32 for k = 3, 5) with reflect-101 borders. medianBlur replicates the
+    edge; instead of filtering a padded copy and cropping it (two more image-sized buffers: on a machine where
+    fresh large allocations page-fault, that alone costs more than the filter), the image is filtered as is and
+    only the r-wide border strips are recomputed from small reflect-101-padded strips."""
+    h, w, _ = img.shape
+    out = cv2.medianBlur(img, k)
+    out[:r], out[h - r:] = _edge_medians(img[_fold(h, r)], k, r)
+    # Left and right: the same on the transposed columns (a k x k median commutes with transposition; narrow
+    # column strips are ~10x slower per pixel in medianBlur than wide row strips).
+    left, right = _edge_medians(cv2.transpose(np.ascontiguousarray(img[:, _fold(w, r)])), k, r)
+    out[:, :r], out[:, w - r:] = cv2.transpose(left), cv2.transpose(right)
+    return out
+
+
+def _fold(n: int, r: int) -> np.ndarray:
+    """Indices -r..2r-1 and n-2r..n+r-1 folded into [0, n) by reflect-101 (n > 2r: one fold suffices)."""
+    idx = np.abs(np.concatenate([np.arange(-r, 2 * r), np.arange(n - 2 * r, n + r)]))
+    return np.where(idx >= n, 2 * (n - 1) - idx, idx)
+
+
+def _edge_medians(rows: np.ndarray, k: int, r: int) -> tuple[np.ndarray, np.ndarray]:
+    """rows: the 6r rows picked by _fold (3r around each edge), full width. Returns the reflect-101 medians of
+    the first r and of the last r rows of the image (each (r, W, 3)), the strips padded by r columns."""
+    w = rows.shape[1]
+    strips = cv2.copyMakeBorder(np.ascontiguousarray(rows), 0, 0, r, r, _BORDER)
+    first = cv2.medianBlur(np.ascontiguousarray(strips[:3 * r]), k)[r:2 * r, r:r + w]
+    last = cv2.medianBlur(np.ascontiguousarray(strips[3 * r:]), k)[r:2 * r, r:r + w]
+    return first, last
 
 
 @njit(cache=True, nogil=True)
