@@ -75,8 +75,8 @@ def test_output_clipped():
 def test_kernel_direct():
     img = np.array([0.1, 0.5, 0.9, 0.0, 1.0, 0.3], np.float32)
     out = np.empty_like(img)
-    C._jitter(img, np.float32(1.5), np.float32(-0.2), np.float32(0.5), np.float32(2.0), out)
-    np.testing.assert_allclose(out, formula(img.reshape(1, 2, 3), 0.05, 1.5, 0.5, 2.0).ravel(), atol=1e-6)
+    C._jitter(img, np.float32(1.5), np.float32(-0.2), np.float32(0.5), out)
+    np.testing.assert_allclose(out, formula(img.reshape(1, 2, 3), 0.05, 1.5, 0.5, 1.0).ravel(), atol=1e-6)
 
 
 @pytest.mark.parametrize("args, err", [((1.5, 1, 1, 1), "brightness: expected a number in \\[-1, 1\\]"),
