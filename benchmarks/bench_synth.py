@@ -135,3 +135,26 @@ def test_png_libpng_baseline(benchmark, pair, which, level):
     buf = benchmark(lambda: cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, level])[1])
     benchmark.extra_info["bytes"] = len(buf)
     print(f"\nlibpng {which} level {level}: {len(buf)} bytes")
+
+
+# ------------------------------------------------------------------------------------- durability (fsync)
+
+@pytest.mark.parametrize("fsync", ["on", "off"])
+def test_synth_fsync_cost(benchmark, sources, tmp_path, monkeypatch, fsync):
+    """What flushing costs: the same 1-worker run (in this process) with os.fsync real, and with it a no-op.
+    Every shard, sidecar, manifest and state file is fsynced before its rename and its folder after it."""
+    import os
+
+    calls = []
+    real = os.fsync
+
+    def counting(fd):
+        calls.append(fd)
+        if fsync == "on":
+            real(fd)
+
+    monkeypatch.setattr(os, "fsync", counting)
+    info = _bench(benchmark, tmp_path, sources["small"], 1, 5, f"8 photos, 1 worker, fsync {fsync}")
+    benchmark.group = "synth durability: fsync on / off (8 photos, 1 worker)"
+    benchmark.extra_info["fsync_calls_per_run"] = len(calls) / 6  # the warm-up run + 5 rounds
+    print(f"fsync {fsync}: {len(calls) / 6:.0f} fsync calls per run, {info['pairs_per_s_median']:.1f} pairs/s")
