@@ -198,7 +198,8 @@ def apply_bsrgan_stages(hr: np.ndarray, params: BsrganParams | dict) -> list[tup
 def hr_target(hr: np.ndarray, params: BsrganParams | dict) -> np.ndarray:
     """The HR that pairs with the LR: ``hr`` mod-cropped, unsharp-masked when params.use_sharp (plus)."""
     p = _params(params)
-    hr = mod_crop(hr, p.scale)
+    cropped = mod_crop(hr, p.scale)
     if not p.use_sharp:
-        return hr
+        return hr if cropped.shape == hr.shape else np.ascontiguousarray(cropped)
+    hr = cropped
     return to_uint8(usm_sharpen(hr.astype(np.float32) / np.float32(255.0)))
