@@ -288,3 +288,16 @@ def test_sampler_rejects_wrong_arguments():
         sample_bsrgan(np.random.RandomState(0), bsrgan_preset())
     with pytest.raises(TypeError):
         sample_bsrgan(np.random.default_rng(0), {"scale": 4})
+
+
+def test_x3_ranges_use_sf_3():
+    draws = _draw(bsrgan_preset("bsrgan-x3"), 10000, 12)
+    an = [s for _, s in _steps(draws, Blur) if s.kind == "aniso"]
+    iso = [s for _, s in _steps(draws, Blur) if s.kind == "iso"]
+    assert _ks_uniform([s.l1 for s in an], 0, 7) > P_MIN
+    assert _ks_uniform([s.sigma for s in iso], 0, 2.6) > P_MIN
+    a = [s for _, s in _steps(draws, DownA)]
+    assert _ks_uniform([s.s1 for s in a if s.method == "cv2"], 1, 6) > P_MIN
+    assert _ks_uniform([s.sigma for s in a if s.method == "nearest"], 0.1, 1.8) > P_MIN
+    s1 = [s.s1 for s in a if s.method == "cv2"]
+    assert _binom(sum(v > 3 for v in s1), len(s1), 3 / 5) > P_MIN  # down-up p = sf / (2 sf - 1)
