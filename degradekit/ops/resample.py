@@ -188,6 +188,53 @@ def _taps(n_in: int, n_out: int, filter: str, antialias: bool):
     return _frozen(idx, w.astype(np.float32), count)
 
 
+@njit(cache=True, nogil=True)
+def _resample_fused(img, yidx, yw, xidx, xw, col, out):
+    """Both passes without image-sized temporaries, vertical first, one output row at a time: the K_y input rows
+    summed into ``col`` (float32, W_in * 3, vectorised), then the horizontal taps gathered from it.
+    img float32 (H_in, W_in * 3), yidx/yw (H_out, K_y), xidx/xw (W_out, K_x) (taps as interp_weights gives
+    them), out float32 (H_out, W_out * 3). float32 sums, as OpenCV."""
+    n = img.shape[1]
+    for i in range(yidx.shape[0]):
+        wk = yw[i, 0]
+        row = yidx[i, 0]
+        for j in range(n):
+            col[j] = wk * img[row, j]
+        for k in range(1, yidx.shape[1]):
+            wk = yw[i, k]
+            row = yidx[i, k]
+            for j in range(n):
+                col[j] += wk * img[row, j]
+        for o in range(xidx.shape[0]):
+            x = 3 * xidx[o, 0]
+            wk = xw[o, 0]
+            a0 = wk * col[x]
+            a1 = wk * col[x + 1]
+            a2 = wk * col[x + 2]
+            for k in range(1, xidx.shape[1]):
+                x = 3 * xidx[o, k]
+                wk = xw[o, k]
+                a0 += wk * col[x]
+                a1 += wk * col[x + 1]
+                a2 += wk * col[x + 2]
+            out[i, 3 * o] = a0
+            out[i, 3 * o + 1] = a1
+            out[i, 3 * o + 2] = a2
+
+
+def _interp_fused(img, size_hw, filter):
+    """antialias=False with a shrinking height and a changing width: the fused kernel (no image-sized
+    temporaries: where fresh large allocations page-fault, the transposes of the two-pass route cost more than
+    the arithmetic; measured 0.9 vs 2.8 ms at 400 -> 240, median, loaded machine)."""
+    h, w = size_hw
+    hin, win, _ = img.shape
+    yi, yw, _ = _taps(hin, h, filter, False)
+    xi, xw, _ = _taps(win, w, filter, False)
+    out = np.empty((h, w, 3), np.float32)
+    _resample_fused(img.reshape(hin, win * 3), yi, yw, xi, xw, np.empty(win * 3, np.float32), out.reshape(h, w * 3))
+    return out
+
+
 def _pass(img, n_out, filter, antialias):
     """Resample axis 0 of a float32 (N, M, 3) array to n_out."""
     idx, w, count = _taps(img.shape[0], n_out, filter, antialias)
@@ -207,13 +254,14 @@ def _pass_rows(img, n_out, filter, antialias):
 
 def _apply_separable(img, size_hw, filter, antialias):
     """Both passes (an axis of unchanged size is skipped). Horizontal first (Pillow's order) when antialiased;
-    without antialias (no twin to match bit for bit) the vertical one first when the height shrinks, so that
-    the horizontal pass with its two transposes runs on fewer rows (this changes the result only by the float32
-    rounding of the intermediate)."""
+    without antialias (no twin to match bit for bit) the vertical one first when the height shrinks, fused with
+    the horizontal one per output row (this changes the result only by the float32 rounding of the
+    intermediate); enlarging, the two vectorised passes (the gathering loop of the fused kernel would then run
+    on more rows than the transposes cost)."""
     h, w = size_hw
     hin, win, _ = img.shape
     if not antialias and w != win and h < hin:
-        return _pass_rows(_pass(img, h, filter, antialias), w, filter, antialias)
+        return _interp_fused(img, size_hw, filter)
     cur = img
     if w != win:
         cur = _pass_rows(cur, w, filter, antialias)
