@@ -38,7 +38,7 @@ def step_label(step, sf: int) -> list[str]:
     if isinstance(step, DownA):
         if step.method == "cv2":
             return [f"cv2 1/{step.s1:.2f}" + (" (down-up)" if step.s1 > sf else ""), step.interp]
-        return [f"nearest s={step.sigma:.2f}", f"every {sf}th px"]
+        return [f"nearest s={step.sigma:.2f}", f"1 px per {sf}x{sf} block"]
     if isinstance(step, DownB):
         return [f"to size at A / {sf}", step.interp]
     if isinstance(step, Noise):
