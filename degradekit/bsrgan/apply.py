@@ -163,7 +163,7 @@ def _run(hr: np.ndarray, p: BsrganParams, stages: list | None) -> np.ndarray:
         else:
             assert isinstance(st, Skip)
         keep(f"{i + 1}:{st.what if isinstance(st, Skip) else st.op}")
-    if p.variant == "plus":  # B:600, size from the HR (not clipped there: the JPEG clips)
+    if p.variant == "plus":  # B:600, size from the HR; clipped here, by the JPEG there: the same bytes
         img = _cv2_resize(img, (int(1 / p.scale * hh), int(1 / p.scale * ww)), p.final_interp, p.antialias)
         keep("final_resize")
     img = jpeg(img, p.final_quality)
