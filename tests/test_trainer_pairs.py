@@ -210,6 +210,15 @@ def test_fifo_among_the_images_is_skipped_with_a_warning(data, tmp_path):
     warned = []
     src = PairSource.open(hr, lr, warn=warned.append)
     assert len(src) == 10 and len(warned) == 2 and all("not a regular file (FIFO)" in w for w in warned)
+    meta = tmp_path / "m.txt"                   # a meta_info naming the FIFO: that pair is skipped, with a warning
+    meta.write_text("zz.png\n000000001.png\n")
+    warned.clear()
+    assert PairSource.open(hr, lr, meta_info=meta, warn=warned.append).keys == ("000000001",)
+    assert len(warned) == 1 and "zz.png" in warned[0] and "line 1" in warned[0]
+    eps = hr / "000000002.png"                  # content that Pillow would hand to its EPS (Ghostscript) plugin
+    eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\n")
+    with pytest.raises(PairError, match="000000002.png: cannot read the image header"):
+        PairSource.open(hr, lr)
 
 
 def test_a_corrupt_pair_is_skipped_and_reported_with_both_names(data, tmp_path):

@@ -24,6 +24,7 @@ from trainer.data import ShardDataset, ShardError, _not_regular, _one_line, open
 __all__ = ["PairError", "PairSource", "PairDataset", "iter_val_pairs_from", "IMAGE_EXTS"]
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+_PIL_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF")
 _LMDB_LINE = re.compile(r"^(\S+)(?:\s+\((\d+),\s*(\d+),\s*(\d+)\))?")
 
 
@@ -42,20 +43,30 @@ class _Folder:
     kind = "folders"
 
     def __init__(self, root: Path, warn: Callable[[str], None]):
-        self.root = root
-        self.by_stem: dict[str, list[str]] = {}
-        try:
-            entries = sorted(os.scandir(root), key=lambda e: e.name)
-        except OSError as e:
-            raise PairError(f"{root}: cannot list ({e.strerror})") from None
-        for e in entries:
-            if os.path.splitext(e.name)[1].lower() not in IMAGE_EXTS:
-                continue
-            why = _not_regular(e.path)
-            if why is not None:
-                warn(f"{e.path}: {why}: skipped")
-                continue
-            self.by_stem.setdefault(os.path.splitext(e.name)[0], []).append(e.path)
+        self.root, self.warn = root, warn
+        self._by_stem: dict[str, list[str]] | None = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "warn": None}
+
+    @property
+    def by_stem(self) -> dict[str, list[str]]:
+        """stem -> image paths of the folder (scanned once, only when pairing by stem)."""
+        if self._by_stem is None:
+            try:
+                entries = sorted(os.scandir(self.root), key=lambda e: e.name)
+            except OSError as e:
+                raise PairError(f"{self.root}: cannot list ({e.strerror})") from None
+            self._by_stem = {}
+            for e in entries:
+                if os.path.splitext(e.name)[1].lower() not in IMAGE_EXTS:
+                    continue
+                why = _not_regular(e.path)
+                if why is not None:
+                    self.warn(f"{e.path}: {why}: skipped")
+                    continue
+                self._by_stem.setdefault(os.path.splitext(e.name)[0], []).append(e.path)
+        return self._by_stem
 
     def label(self, ref: str) -> str:
         return ref
@@ -83,8 +94,8 @@ class _Folder:
         why = _not_regular(ref)
         if why is not None:
             raise PairError(f"{ref}: {why}")
-        try:
-            with Image.open(ref) as im:
+        try:                               # only the formats we read: no plugin that could call out (EPS)
+            with Image.open(ref, formats=_PIL_FORMATS) as im:
                 w, h = im.size
         except Exception as e:  # noqa: BLE001 - any reader failure is "cannot read"
             raise PairError(f"{ref}: cannot read the image header ({_one_line(e)})") from None
@@ -141,7 +152,7 @@ class _Lmdb:
         from PIL import Image
         import io
         try:
-            with Image.open(io.BytesIO(self.read(ref))) as im:
+            with Image.open(io.BytesIO(self.read(ref)), formats=_PIL_FORMATS) as im:
                 w, h = im.size
         except PairError:
             raise
@@ -223,7 +234,7 @@ class PairSource:
         partner is missing, a size gives no integer scale, or the scale differs between pairs."""
         warn = warn or _warn_stderr
         hs, ls = _side(hr, warn), _side(lr, warn)
-        pairs = _pairs_from_meta(hs, ls, Path(meta_info)) if meta_info is not None else _pairs_by_stem(hs, ls)
+        pairs = _pairs_from_meta(hs, ls, Path(meta_info), warn) if meta_info is not None else _pairs_by_stem(hs, ls)
         if not pairs:
             raise PairError(f"{hs.root} and {ls.root}: no image pairs")
         scale = first = None
@@ -298,7 +309,7 @@ def _pairs_by_stem(hs, ls) -> list[tuple[str, str, str]]:
     return pairs
 
 
-def _pairs_from_meta(hs, ls, meta: Path) -> list[tuple[str, str, str]]:
+def _pairs_from_meta(hs, ls, meta: Path, warn) -> list[tuple[str, str, str]]:
     """meta_info lines: ``A, B`` (Real-ESRGAN paired) or ``NAME ...`` (BasicSR, first token on both sides)."""
     try:
         lines = meta.read_text(encoding="utf-8").splitlines()
@@ -326,6 +337,11 @@ def _pairs_from_meta(hs, ls, meta: Path) -> list[tuple[str, str, str]]:
         if refs[0] is None or refs[1] is None:
             missing = hl if refs[0] is None else ll
             raise PairError(f"{hl} and {ll}: {missing} not found ({meta}, line {ln})")
+        odd = [(r, why) for side, r in zip((hs, ls), refs) if isinstance(side, _Folder)
+               and (why := _not_regular(r)) is not None]
+        if odd:
+            warn(f"{odd[0][0]}: {odd[0][1]}: pair skipped ({meta}, line {ln})")
+            continue
         if key in seen:
             raise PairError(f"{hl} and {seen[key]}: two pairs with the key {key!r} ({meta}, line {ln})")
         seen[key] = hl
