@@ -254,3 +254,29 @@ def test_bad_options_and_folders_are_one_line_before_any_work(dataset, tmp_path,
     assert not (tmp_path / "m").exists()
     r = CliRunner().invoke(cli, ["export", "--help"])
     assert r.exit_code == 0 and "--variant" in r.output and "lmdb" in r.output
+
+
+def test_a_full_disk_is_one_line_and_a_rerun_finishes_identically(dataset, tmp_path, monkeypatch):
+    import errno
+
+    from degradekit.synth import export as ex
+    ref = tmp_path / "ref"
+    assert _export(dataset, ref, "--format", "folders").exit_code == 0
+    real, calls = ex._publish, []
+
+    def full(path, data):
+        calls.append(path)
+        if len(calls) == 17:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(ex, "_publish", full)
+    out = tmp_path / "o"
+    r = _export(dataset, out, "--format", "folders")
+    assert r.exit_code == 1
+    assert r.output.strip() == f"Error: {calls[-1]}: cannot write (No space left on device)"
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name]          # temporaries removed
+    assert len(list((out / "hr").iterdir())) == len(list((out / "lr").iterdir())) == 8   # the 8 written pairs kept
+    monkeypatch.setattr(ex, "_publish", real)
+    assert _export(dataset, out, "--format", "folders").exit_code == 0
+    assert _tree(out) == _tree(ref)
