@@ -249,3 +249,19 @@ def test_numba_fused_kernel_matches_numpy():
     mid = np.einsum("ik,ikwc->iwc", yw.astype(np.float64), img[yidx].astype(np.float64))
     ref = np.einsum("ok,iokc->ioc", xw.astype(np.float64), mid[:, xidx])
     np.testing.assert_allclose(out.reshape(7, 9, 3), ref, atol=1e-5, rtol=0)
+
+
+def test_numba_ring_kernel_matches_numpy():
+    # The ring kernel (antialias=False, height not shrinking): rows resampled horizontally once, then summed.
+    rng = np.random.default_rng(5)
+    img = rng.random((6, 13, 3), dtype=np.float32)
+    idx, _, _ = interp_weights(6, 15, "lanczos3")  # consecutive (clamped) rows per output row, as required
+    yw = rng.standard_normal(idx.shape).astype(np.float32)
+    xidx, xw = rng.integers(0, 13, (9, 4)), rng.standard_normal((9, 4)).astype(np.float32)
+    k = idx.shape[1]
+    out = np.empty((15, 9 * 3), np.float32)
+    R._resample_fused_ring(img.reshape(6, -1), idx, yw, xidx, xw, np.empty((k, 27), np.float32),
+                           np.full(k, -1, np.int64), np.empty(27, np.float32), out)
+    mid = np.einsum("ok,hokc->hoc", xw.astype(np.float64), img[:, xidx].astype(np.float64))
+    ref = np.einsum("ik,ikoc->ioc", yw.astype(np.float64), mid[idx])
+    np.testing.assert_allclose(out.reshape(15, 9, 3), ref, atol=1e-5, rtol=0)
