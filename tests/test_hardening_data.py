@@ -89,6 +89,18 @@ def test_fifos_and_devices_are_skipped_with_a_warning_never_block(shards, tmp_pa
                 pass
 
 
+def test_one_file_under_two_names_is_read_once(shards, tmp_path):
+    d = tmp_path / "d"
+    (d / "sub").mkdir(parents=True)
+    shutil.copy(shards[0], d / "sub" / "shard-000000.tar")
+    os.symlink(".", d / "sub" / "loop")                     # sub/loop/shard-000000.tar is sub/shard-000000.tar
+    os.symlink(d / "sub" / "shard-000000.tar", d / "sub" / "link.tar")
+    warned = []
+    urls = expand_urls([str(d / "sub" / "*.tar"), str(d / "sub" / "*" / "*.tar")], warn=warned.append)
+    assert urls == [str(d / "sub" / "link.tar")] and len(warned) == 3     # shard-000000.tar, loop/ x2
+    assert all("the same file as" in w for w in warned)
+
+
 def _bad_shards(tmp_path):
     """Shard 0: sample 1 has an undecodable LR; shard 1: sample 4 says scale 2 (mismatch); shard 2: truncated
     after its first sample."""

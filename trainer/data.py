@@ -151,18 +151,23 @@ def expand_urls(specs: str | Sequence[str], *, warn: Callable[[str], None] | Non
     A spec is a directory (its ``*.tar`` files, sorted), a glob (``shards/*.tar``), a brace range
     (``shards/shard-{000000..000009}.tar``), a file, ``pipe:CMD`` (tar bytes on CMD's stdout) or an http(s) URL.
     Only a spec as typed may be ``pipe:`` or a URL: whatever a directory scan, glob or brace range finds is a
-    plain file path. Non-regular files (FIFO, device, socket) are skipped with one ``warn`` line each (default:
-    stderr). Raises ShardError for a path that does not exist, a directory/glob without tar files, or nothing left.
+    plain file path. Non-regular files (FIFO, device, socket) and second names of one file (a symlink, a link
+    loop in a glob) are skipped with one ``warn`` line each (default: stderr). Raises ShardError for a path that does not exist, a directory/glob without tar files, or nothing left.
     """
     if isinstance(specs, (str, os.PathLike)):
         specs = [specs]
     warn = warn or _warn_stderr
     out: list[str] = []
     skipped: list[str] = []
+    real: dict[str, str] = {}          # real path -> how it was first listed (one file is read once an epoch)
 
     def add(p: str) -> None:
         why = _not_regular(p)
         if why is None:
+            first = real.setdefault(os.path.realpath(p), p)
+            if first != p:
+                warn(f"{p}: the same file as {first}: skipped")
+                return
             out.append(_as_path(p))
         else:
             skipped.append(f"{p}: {why}: skipped")
