@@ -65,6 +65,28 @@ def test_full_pair_default_preset(benchmark, hr400):
     assert lr.shape == (100, 100, 3) and lr.dtype == np.uint8
 
 
+@pytest.mark.parametrize("role", ["ours", "baseline"])
+def test_full_pair_realworld_preset(benchmark, hr400, role):
+    """The mixed `realworld` preset (issue 11: codecs incl. WebP/AVIF/video frames, resize filters, disk/motion/
+    median blurs, luma/chroma and speckle noise, halos, banding, dither, a shuffled stage 2) as ``ours``, the
+    `realesrgan` pair as ``baseline`` (so the ratio is the mixed preset's cost relative to Real-ESRGAN's), both
+    over 200 seeds on the 400x400 crop, plus the interleaved medians (robust to load changes)."""
+    import degradekit
+
+    cfgs = {"ours": degradekit.preset("realworld"), "baseline": degradekit.preset("realesrgan")}
+    for cfg in cfgs.values():
+        for s in range(N_SEEDS):  # every codec, filter and Numba kernel the 200 seeds use, compiled and warm
+            degradekit.degrade(hr400, cfg, s)
+    cycles = {k: itertools.cycle(range(N_SEEDS)) for k in cfgs}
+    benchmark.group = "full pair 400->100 realworld vs realesrgan (200 seeds)"
+
+    def pair(which):
+        return lambda: degradekit.degrade(hr400, cfgs[which], next(cycles[which]))[0]
+
+    lr = _stage(benchmark, role, pair("ours"), pair("baseline"), rounds=2 * N_SEEDS)
+    assert lr.shape == (100, 100, 3) and lr.dtype == np.uint8
+
+
 # --------------------------------------------------------------------------------------------- blur
 
 def _kernels():
