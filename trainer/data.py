@@ -293,7 +293,10 @@ def iter_raw_samples(url: str) -> Iterator[dict]:
 
 
 def _decode(url: str, key: str, name: str, data: bytes) -> np.ndarray:
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    except cv2.error:                  # OpenCV raises (rather than returning None) for some malformed headers
+        img = None
     if img is None:
         raise ShardError(f"{url}: {key}.{name}: cannot decode image")
     return np.ascontiguousarray(img[..., ::-1])

@@ -265,7 +265,10 @@ class PairSource:
 
 
 def _decode(data: bytes, name: str) -> np.ndarray:
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    except cv2.error:                  # OpenCV raises (rather than returning None) for some malformed headers
+        img = None
     if img is None:
         raise PairError(f"{name}: cannot decode image")
     return np.ascontiguousarray(img[..., ::-1])
