@@ -99,9 +99,11 @@ def test_folders_pair_by_basicsr_and_realesrgan_rules_with_exact_bytes(dataset, 
     assert recs[3]["export"] == {"hr": ["hr/000000003.png"], "lr": ["lr/000000003.png"], "variants": [0]}
     assert (out / "manifest.json").read_bytes() == (dataset / "manifest.json").read_bytes()
     assert not [p for p in out.rglob("*") if "tmp" in p.name]
-    # --variant 1 pairs the second LR
-    r = _export(dataset, tmp_path / "f1", "--format", "folders", "--variant", "1")
+    # --variant 1 pairs the second LR; progress as plain lines when stderr is not a terminal
+    r = CliRunner().invoke(cli, ["export", str(dataset), "--out", str(tmp_path / "f1"), "--format", "folders",
+                                 "--variant", "1", "--progress", "lines"])
     assert r.exit_code == 0, r.output
+    assert "export: 20/20 samples (100%)" in r.output
     assert (tmp_path / "f1/lr/000000007.png").read_bytes() == members["000000007"]["lr1.png"]
 
 
