@@ -245,3 +245,21 @@ def test_config_show_prints_the_new_keys_with_docs():
     for doc in ("# WebP, lossy", "# probability of a disk (defocus) blur", "# probability that a filter resize "
                 "is antialiased", "# the oversharpening", "# bits per channel", "# encoder presets"):
         assert doc in out, doc
+
+
+def test_kernel_range_bounds_keep_kernels_within_the_largest_size():
+    """The config's upper bounds for box/disk/motion keep every kernel <= MAX_KERNEL_SIZE (the HR minimum)."""
+    import numpy as np
+
+    from degradekit.kernels import MAX_KERNEL_SIZE, build_kernel
+    from degradekit.params import KernelParams
+
+    f = {f.name: f.metadata for f in dataclasses.fields(C.KernelConfig)}
+    ks = [build_kernel(KernelParams(kind="box", width=f["box_size"]["hi"])),
+          build_kernel(KernelParams(kind="disk", radius=f["disk_radius"]["hi"]))]
+    ks += [build_kernel(KernelParams(kind="motion", length=f["motion_length"]["hi"], angle=float(a)))
+           for a in np.linspace(-360, 360, 145)]
+    assert max(k.shape[0] for k in ks) <= MAX_KERNEL_SIZE
+    assert all(abs(k.sum() - 1) < 1e-9 for k in ks)
+    with pytest.raises(ValueError, match="median filter has no kernel"):
+        build_kernel(KernelParams(kind="median", size=3))
