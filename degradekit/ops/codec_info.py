@@ -63,13 +63,18 @@ def require(kind: str) -> None:
 
 # ------------------------------------------------------------------------------------------------ versions
 
-@functools.cache
 def library_versions() -> dict[str, str]:
     """The codec libraries in use -> version strings (JSON-able, sorted by key; missing libraries left out).
 
     Keys: opencv, libjpeg-turbo (OpenCV's JPEG), pillow, libwebp, libavif, libavif.aom, libavif.dav1d, openjpeg,
-    and with PyAV: pyav, libavcodec, libswscale, libx264, libx265, libvpx, libsvtav1, libdav1d.
+    and with PyAV: pyav, libavcodec, libswscale, libx264, libx265, libvpx, libsvtav1, libdav1d. Computed once
+    per process (a fresh copy each call).
     """
+    return dict(_library_versions())
+
+
+@functools.cache
+def _library_versions() -> dict[str, str]:
     import cv2
     import PIL
     from PIL import features
