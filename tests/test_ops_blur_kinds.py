@@ -149,15 +149,19 @@ def test_median_matches_scipy_mirror(shape, size):
 
 
 def test_median_numba_kernel_matches_numpy():
-    # The Numba selection loop against np.median on the padded windows (also for the sizes cv2 serves).
+    # The Numba selection loop (reflect-101 index tables, any rectangle) against np.median of np.pad windows.
     rng = np.random.default_rng(7)
     for k in (3, 5, 7):
-        pad = rng.random((12 + k - 1, 10 + k - 1, 3), dtype=np.float32)
-        pad[::3, ::2] = 0.5  # ties
-        out = np.empty((12, 10, 3), np.float32)
-        M._median_filter(pad, k, out)
+        r = k // 2
+        img = rng.random((12, 10, 3), dtype=np.float32)
+        img[::3, ::2] = 0.5  # ties
+        out = np.zeros((12, 10, 3), np.float32)
+        M._median_rect(img, M._fold(12, r), M._fold(10, r), k, 2, 11, 1, 7, out)
+        pad = np.pad(img, ((r, r), (r, r), (0, 0)), mode="reflect")
         win = np.lib.stride_tricks.sliding_window_view(pad, (k, k), axis=(0, 1))
-        np.testing.assert_array_equal(out, np.median(win.reshape(12, 10, 3, -1), axis=-1))
+        ref = np.median(win.reshape(12, 10, 3, -1), axis=-1)
+        np.testing.assert_array_equal(out[2:11, 1:7], ref[2:11, 1:7])
+        assert not out[:2].any() and not out[:, 7:].any()  # only the rectangle is written
 
 
 def test_median_removes_impulses_and_keeps_edges():
@@ -173,3 +177,11 @@ def test_median_removes_impulses_and_keeps_edges():
 def test_median_bad_size(size):
     with pytest.raises((ValueError, TypeError), match="size: expected an odd int in 3..15"):
         median_blur(np.zeros((8, 8, 3), np.float32), size)
+
+
+@pytest.mark.parametrize("size", [3, 5])
+def test_median_large_image_route_matches_scipy(size):
+    # Above _SMALL_BYTES the border strips are recomputed instead of filtering a padded copy.
+    img = np.random.default_rng(size).random((160, 203, 3), dtype=np.float32)
+    assert img.nbytes > M._SMALL_BYTES
+    np.testing.assert_array_equal(median_blur(img, size), ndi.median_filter(img, size=(size, size, 1), mode="mirror"))

@@ -1,10 +1,10 @@
 """Median blur on the float image, reflect-101 borders (``scipy.ndimage.median_filter(mode="mirror")``).
 
 Sizes 3 and 5 go through ``cv2.medianBlur``, which is exact on float32 for those sizes (a sorting network);
-its replicated border is replaced by recomputing the border strips from reflect-101-padded copies. OpenCV's float path stops at
-5 (larger sizes need 8-bit input, which would quantise the image), so 7..15 run a Numba loop: per pixel and
-channel the k x k window is copied and its median found with Wirth's selection (expected O(k^2)), which is what
-SciPy does too.
+its border rule is replicate, so the r-wide border strips are then recomputed from small reflect-101 strips
+(no padded copy of the image is made). OpenCV's float path stops at 5 (larger sizes need 8-bit input, which would quantise
+the image), so 7..15 run the Numba loop everywhere: per pixel and channel the k x k window is gathered through
+reflect-101 index tables and its median found with Wirth's selection (expected O(k^2)), as SciPy does.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from numba import njit
 
 from ._check import check_image
 
-_BORDER = cv2.BORDER_REFLECT_101
-
+_SMALL_BYTES = 1 << 18  # images up to this size take the plain pad-filter-crop route for sizes 3 and 5
 
 def median_blur(img: np.ndarray, size: int) -> np.ndarray:
     """Median of each ``size`` x ``size`` window (odd size 3..15), channel by channel, of a float32 HxWx3 image;
@@ -30,49 +29,55 @@ def median_blur(img: np.ndarray, size: int) -> np.ndarray:
         raise ValueError(f"size: expected an odd int in 3..15, got {size}")
     r = int(size) // 2
     h, w, _ = img.shape
+    ry, rx = _fold(h, r), _fold(w, r)
+    if size <= 5 and img.nbytes <= _SMALL_BYTES:  # small: the padded copies come from the heap, cheap
+        pad = cv2.copyMakeBorder(img, r, r, r, r, cv2.BORDER_REFLECT_101)
+        return np.ascontiguousarray(cv2.medianBlur(pad, int(size))[r:r + h, r:r + w])
     if size <= 5 and min(h, w) > 2 * r:
         return _cv2_median(img, int(size), r)
     out = np.empty_like(img)
-    _median_filter(_reflect_pad(img, r), int(size), out)
+    _median_rect(img, _fold(h, r), _fold(w, r), int(size), 0, h, 0, w, out)
     return out
 
 
-def _reflect_pad(img: np.ndarray, r: int) -> np.ndarray:
-    """Reflect-101 padding by r on both spatial axes (OpenCV repeats the reflection when r >= the size)."""
-    if max(img.shape[0], img.shape[1]) > 1:
-        return cv2.copyMakeBorder(img, r, r, r, r, _BORDER)
-    return np.broadcast_to(img, (2 * r + 1, 2 * r + 1, 3)).copy()  # a single pixel: every reflection is itself
-
-
 def _cv2_median(img: np.ndarray, k: int, r: int) -> np.ndarray:
-    """cv2.medianBlur (exact on float32 for k = 3, 5) with reflect-101 borders. medianBlur replicates the
-    edge; instead of filtering a padded copy and cropping it (two more image-sized buffers: on a machine where
-    fresh large allocations page-fault, that alone costs more than the filter), the image is filtered as is and
-    only the r-wide border strips are recomputed from small reflect-101-padded strips."""
+    """cv2.medianBlur with reflect-101 borders. medianBlur replicates the edge; instead of filtering a padded
+    copy and cropping it (two more image-sized buffers: where fresh large allocations page-fault, that costs more
+    than the filter), the image is filtered as is and the r-wide border strips are recomputed by medianBlur on
+    small reflect-101 strips (3r rows around each edge, padded by r columns; the columns through the transpose:
+    a k x k median commutes with it, and narrow column strips are ~10x slower per pixel in medianBlur)."""
     h, w, _ = img.shape
     out = cv2.medianBlur(img, k)
-    out[:r], out[h - r:] = _edge_medians(img[_fold(h, r)], k, r)
-    # Left and right: the same on the transposed columns (a k x k median commutes with transposition; narrow
-    # column strips are ~10x slower per pixel in medianBlur than wide row strips).
-    left, right = _edge_medians(cv2.transpose(np.ascontiguousarray(img[:, _fold(w, r)])), k, r)
+    out[:r], out[h - r:] = _edge_medians(img[_edge_rows(h, r)], k, r)
+    left, right = _edge_medians(cv2.transpose(np.ascontiguousarray(img[:, _edge_rows(w, r)])), k, r)
     out[:, :r], out[:, w - r:] = cv2.transpose(left), cv2.transpose(right)
     return out
 
 
-def _fold(n: int, r: int) -> np.ndarray:
-    """Indices -r..2r-1 and n-2r..n+r-1 folded into [0, n) by reflect-101 (n > 2r: one fold suffices)."""
-    idx = np.abs(np.concatenate([np.arange(-r, 2 * r), np.arange(n - 2 * r, n + r)]))
-    return np.where(idx >= n, 2 * (n - 1) - idx, idx)
+def _edge_rows(n: int, r: int) -> np.ndarray:
+    """Positions -r..2r-1 and n-2r..n+r-1 folded into [0, n) by reflect-101 (n > 2r)."""
+    fold = _fold(n, r)
+    return np.concatenate([fold[:3 * r], fold[n - r:]])
 
 
 def _edge_medians(rows: np.ndarray, k: int, r: int) -> tuple[np.ndarray, np.ndarray]:
-    """rows: the 6r rows picked by _fold (3r around each edge), full width. Returns the reflect-101 medians of
-    the first r and of the last r rows of the image (each (r, W, 3)), the strips padded by r columns."""
+    """rows: the 6r rows of _edge_rows, full width. Returns the reflect-101 medians of the first r and of the
+    last r rows of the image (each (r, W, 3)), from the two 3r-row strips padded by r columns."""
     w = rows.shape[1]
-    strips = cv2.copyMakeBorder(np.ascontiguousarray(rows), 0, 0, r, r, _BORDER)
+    strips = cv2.copyMakeBorder(np.ascontiguousarray(rows), 0, 0, r, r, cv2.BORDER_REFLECT_101)
     first = cv2.medianBlur(np.ascontiguousarray(strips[:3 * r]), k)[r:2 * r, r:r + w]
     last = cv2.medianBlur(np.ascontiguousarray(strips[3 * r:]), k)[r:2 * r, r:r + w]
     return first, last
+
+
+def _fold(n: int, r: int) -> np.ndarray:
+    """Reflect-101 source index of positions -r .. n + r - 1 (``dcb|abcd|cba``, repeated as often as needed)."""
+    idx = np.arange(-r, n + r, dtype=np.int64)
+    if n == 1:
+        return np.zeros_like(idx)
+    period = 2 * (n - 1)
+    idx %= period
+    return np.where(idx >= n, period - idx, idx)
 
 
 @njit(cache=True, nogil=True)
@@ -105,16 +110,18 @@ def _select(a, k):
 
 
 @njit(cache=True, nogil=True)
-def _median_filter(pad, k, out):
-    """out[y, x, c] = median of pad[y:y + k, x:x + k, c]; pad float32 (H + k - 1, W + k - 1, 3), out (H, W, 3)."""
+def _median_rect(img, ry, rx, k, y0, y1, x0, x1, out):
+    """out[y, x, c] = median of img[ry[y:y + k], rx[x:x + k], c] for y0 <= y < y1, x0 <= x < x1 (ry, rx: the
+    reflect-101 source rows/columns of padded positions, see _fold). img, out float32 HxWx3."""
     n = k * k
     buf = np.empty(n, np.float32)
-    for y in range(out.shape[0]):
-        for x in range(out.shape[1]):
+    for y in range(y0, y1):
+        for x in range(x0, x1):
             for c in range(3):
                 m = 0
                 for i in range(k):
+                    row = ry[y + i]
                     for j in range(k):
-                        buf[m] = pad[y + i, x + j, c]
+                        buf[m] = img[row, rx[x + j], c]
                         m += 1
                 out[y, x, c] = _select(buf, n // 2)
