@@ -246,3 +246,24 @@ def test_cli_export_interp_infer_on_old_layout_files(tmp_path):
         assert r.exit_code == 0, r.output
     o1 = cv2.imread(str(tmp_path / "o1" / "i_out.png"))
     assert o1.shape == (48, 64, 3) and np.array_equal(o1, cv2.imread(str(tmp_path / "o2" / "i_out.png")))
+
+
+@pytest.mark.slow
+def test_fit_init_from_an_old_layout_file(tmp_path):
+    from test_trainer_fixtures import make_shards
+    shards = make_shards(tmp_path / "s", n=4, shard_size=2, hr_size=64)
+    torch.manual_seed(7)
+    init = RRDBNet(num_feat=8, num_block=1, num_grow_ch=4).state_dict()
+    old = _old_layout(init, 1)
+    torch.save(old, tmp_path / "RRDB_old.pth")
+    r = run("fit", *shards, "--out", tmp_path / "run", "--iters", "1", "--init", tmp_path / "RRDB_old.pth",
+            "--num-feat", "8", "--num-block", "1", "--num-grow-ch", "4", "--batch-size", "2", "--gt-size", "32",
+            "--workers", "0", "--no-tensorboard", "--device", "cpu", "--seed", "3")
+    assert r.exit_code == 0, r.output
+    assert "generator initialised from" in r.output
+    ema = read_state(tmp_path / "run" / "esrnet" / "net_g_0000001.pth")
+    # one Adam step of lr 2e-4 (then EMA 0.999 of it) from the file's weights, not from the seed's own init
+    assert max((ema[k] - init[k]).abs().max().item() for k in init) < 1e-3
+    torch.manual_seed(3)
+    own = RRDBNet(num_feat=8, num_block=1, num_grow_ch=4).state_dict()
+    assert max((ema[k] - own[k]).abs().max().item() for k in init) > 1e-2
