@@ -3,18 +3,18 @@
 Engine API (issue 2)::
 
     import numpy as np, degradekit
-    cfg = degradekit.preset("realesrgan")                   # or degradekit.load_config("my.toml")
+    cfg = degradekit.preset("realesrgan")                   # "realworld"; or degradekit.load_config("my.toml")
     params = degradekit.sample(np.random.default_rng(0), cfg)
     lr = degradekit.apply(hr_uint8_rgb, params)             # (H // 4, W // 4, 3) uint8
     lr, params = degradekit.degrade(hr_uint8_rgb, cfg, seed=0)
     degradekit.apply(hr_uint8_rgb, params.to_dict())        # replay from the JSON record: same bytes
 """
-from degradekit.config import (ConfigError, DegradeConfig, dump_config, load_config, preset,
+from degradekit.config import (ConfigError, DegradeConfig, check_size_bound, dump_config, load_config, preset,
                                validate_config)
 from degradekit.params import DegradeParams, ParamsError
 
 __all__ = ["sample", "apply", "apply_stages", "degrade", "DegradeConfig", "DegradeParams", "preset",
-           "load_config", "dump_config", "validate_config", "ConfigError", "ParamsError"]
+           "load_config", "dump_config", "validate_config", "check_size_bound", "ConfigError", "ParamsError"]
 
 _PIPELINE = ("sample", "apply", "apply_stages", "degrade")
 
