@@ -182,7 +182,8 @@ class NoiseConfig:
     uniform_prob: float = _f(0.0, "probability of uniform noise instead of Gaussian/Poisson (uniform, speckle "
                              "and salt-and-pepper together <= 1)", lo=0.0, hi=1.0)
     speckle_prob: float = _f(0.0, "probability of speckle (multiplicative) noise instead", lo=0.0, hi=1.0)
-    salt_pepper_prob: float = _f(0.0, "probability of salt-and-pepper noise instead", lo=0.0, hi=1.0)
+    salt_pepper_prob: float = _f(0.0, "probability of salt-and-pepper noise instead (gray_prob of them hit the "
+                                 "three channels of a pixel at once)", lo=0.0, hi=1.0)
     uniform_amplitude: tuple[float, float] = _f((1.0, 20.0), "uniform noise amplitude range (U(-a, a), 0-255 "
                                                 "scale)", lo=0.0, hi=255.0)
     speckle_sigma: tuple[float, float] = _f((5.0, 30.0), "speckle sigma range (c + c n, n ~ N(0, sigma / 255))",

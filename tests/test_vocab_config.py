@@ -263,3 +263,27 @@ def test_kernel_range_bounds_keep_kernels_within_the_largest_size():
     assert all(abs(k.sum() - 1) < 1e-9 for k in ks)
     with pytest.raises(ValueError, match="median filter has no kernel"):
         build_kernel(KernelParams(kind="median", size=3))
+
+
+def test_preview_of_a_preset_with_a_missing_codec_is_one_line(tmp_path, monkeypatch):
+    from degradekit.ops import codec_info
+
+    real = codec_info.require
+
+    def fake(kind):
+        if kind == "vp9":
+            raise ValueError("codec 'vp9': not available (PyAV is not installed)")
+        return real(kind)
+
+    monkeypatch.setattr(codec_info, "require", fake)
+    C._SEEN.clear()
+    C._validated.cache_clear()
+    try:
+        res = CliRunner().invoke(degradekit_cli, ["preview", "--stats", "10", "--preset", "realworld",
+                                                  "--out", str(tmp_path / "s.png")])
+    finally:
+        C._SEEN.clear()
+        C._validated.cache_clear()
+    assert res.exit_code == 1, res.output
+    assert res.output.strip() == ("Error: --preset realworld: final.compression.weights.vp9: codec 'vp9': not "
+                                  "available (PyAV is not installed)")

@@ -25,6 +25,8 @@ def _load_cfg(config_file, preset_name, scale, order):
             raise click.ClickException(str(e) if config_file else f"--preset {preset_name}: {e}") from None
     try:
         cfg = load_config(config_file) if config_file else preset(preset_name)
+        # a preset is validated too: its codecs must be installed (one line here, not a traceback in sample)
+        cfg = validate_config(cfg, config_file or f"--preset {preset_name}")
         changes = {k: v for k, v in (("scale", scale), ("order", order)) if v is not None}
         if changes:
             cfg = validate_config(dataclasses.replace(cfg, **changes), "command line")
