@@ -7,7 +7,9 @@ A weight file is what released Real-ESRGAN models are: ``{"params_ema": state_di
 """
 from __future__ import annotations
 
+import errno
 import os
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -195,16 +197,35 @@ def save_weights(path: str | os.PathLike, state: dict[str, torch.Tensor], *, ema
 
 
 def save_checkpoint(path: str | os.PathLike, ckpt: dict) -> None:
-    """torch.save a plain checkpoint dict atomically (temp file + rename)."""
+    """Write a training checkpoint durably: plain types only (``plain_state``), a temp file beside ``path``, fsync,
+    mode 0o666 & ~umask, rename, fsync of the folder. Any OSError (a full disk, ...) removes the temp file and
+    becomes ``WeightError("PATH: cannot write checkpoint: REASON")``."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    obj = plain_state(ckpt)
     tmp = p.with_name(p.name + ".tmp")
-    torch.save(ckpt, tmp)
-    os.replace(tmp, p)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        # a Python file object, not a path: torch's own writer reports a full disk as an opaque RuntimeError
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _file_mode())
+        os.replace(tmp, p)
+        fsync_dir(p.parent)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise WeightError(f"{p}: cannot write checkpoint: {e.strerror or e}") from None
+        raise
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Load a training checkpoint written by ``save_checkpoint`` (plain Python/tensor data only)."""
+    """Load a training checkpoint written by ``save_checkpoint`` (``weights_only=True``: plain Python/tensor data
+    only); the schedulers' milestone dicts become the Counter MultiStepLR expects."""
     p = Path(path)
     if not p.is_file():
         raise WeightError(f"{p}: checkpoint not found")
@@ -214,4 +235,40 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise WeightError(f"{p}: cannot read checkpoint ({type(e).__name__})") from None
     if not isinstance(ck, dict) or "step" not in ck or "params" not in ck:
         raise WeightError(f"{p}: not a trainer checkpoint (no step/params)")
+    for k in ("sched_g", "sched_d"):
+        sched = ck.get(k)
+        if isinstance(sched, dict) and isinstance(sched.get("milestones"), dict):
+            sched["milestones"] = Counter({int(m): int(c) for m, c in sched["milestones"].items()})
     return ck
+
+
+_PLAIN = (str, int, float, bool, type(None), torch.Tensor)
+
+
+def plain_state(obj, where: str = "checkpoint"):
+    """A copy of ``obj`` built from dict / list / tuple / str / int / float / bool / None / Tensor only, so any
+    tool opens the file with ``torch.load(weights_only=True)``: a Counter (MultiStepLR's milestones) becomes a
+    dict, an OrderedDict a dict. Anything else is a TypeError naming its place (a programming error)."""
+    if isinstance(obj, dict):           # Counter and OrderedDict are dicts
+        return {k: plain_state(v, f"{where}.{k}") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        items = [plain_state(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        return tuple(items) if isinstance(obj, tuple) else items
+    if type(obj) in _PLAIN or isinstance(obj, torch.Tensor):
+        return obj
+    raise TypeError(f"{where}: {type(obj).__module__}.{type(obj).__name__} is not a plain checkpoint type")
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """fsync a folder, so that renames into it survive a power loss (best effort where folders have no fd)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.EBADF):    # not supported for folders here
+            raise
+    finally:
+        os.close(fd)

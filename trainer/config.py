@@ -8,6 +8,7 @@ before any work starts.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -25,10 +26,13 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class NetConfig:
-    """Generator (RRDBNet) and discriminator (UNetDiscriminatorSN) sizes."""
+    """Generator (RRDBNet) and discriminator sizes. ``d_type``: "unet" = Real-ESRGAN's UNetDiscriminatorSN
+    (per-pixel logits, any crop divisible by 8), "vgg" = ESRGAN's VGGStyleDiscriminator (one logit per image,
+    input = data.gt_size, 128 or 256; ``d_skip_connection`` does not apply)."""
     num_feat: int = 64
     num_block: int = 23
     num_grow_ch: int = 32
+    d_type: str = "unet"
     d_num_feat: int = 64
     d_skip_connection: bool = True
 
@@ -43,6 +47,7 @@ class DataConfig:
     shuffle_shards: bool = True
     use_hflip: bool = True
     use_rot: bool = True
+    max_bad_samples: int = 100      # corrupt/mismatched samples skipped over the whole run before it stops
 
 
 @dataclass(frozen=True)
@@ -109,8 +114,8 @@ def preset(name: str = "realesrgan", stage: str = "esrnet") -> TrainConfig:
     """The published settings. realesrgan: Real-ESRNet (L1 vs USM(gt), lr 2e-4, 1M iters) then Real-ESRGAN
     (L1 1 + perceptual 1 + vanilla GAN 0.1, lr 1e-4, 400k iters), EMA 0.999, batch 12, crops 256/64.
     esrgan: the ESRGAN paper (PSNR stage: L1, lr 2e-4 halved every 200k, 1M iters; GAN stage: L1 0.01 +
-    perceptual 1 + RaGAN 0.005, lr 1e-4 halved at 50k/100k/200k/300k, 400k iters; batch 16, HR crop 128,
-    no USM targets)."""
+    perceptual 1 on VGG19 conv5_4 (before ReLU) + RaGAN 0.005 with the VGG-style discriminator, lr 1e-4 halved
+    at 50k/100k/200k/300k, 400k iters; batch 16, HR crop 128, no USM targets)."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
     if stage not in STAGES:
@@ -133,9 +138,12 @@ def preset(name: str = "realesrgan", stage: str = "esrnet") -> TrainConfig:
     else:
         st = StageConfig(name="esrgan", iters=400_000, gan=True,
                          loss=LossConfig(l1_weight=0.01, perceptual_weight=1.0, gan_weight=0.005,
-                                         gan_type="ragan", usm_l1=False, usm_perceptual=False),
+                                         gan_type="ragan", usm_l1=False, usm_perceptual=False,
+                                         layer_weights=(0.0, 0.0, 0.0, 0.0, 1.0)),
                          optim=OptimConfig(lr_g=1e-4, lr_d=1e-4, milestones=(50_000, 100_000, 200_000, 300_000)))
-    return TrainConfig(preset=name, stage=st, data=DataConfig(gt_size=128, batch_size=16))
+    # ESRGAN's own D (VGG-style, 128 px input) and the paper's HR crop of 128
+    return TrainConfig(preset=name, stage=st, net=NetConfig(d_type="vgg"),
+                       data=DataConfig(gt_size=128, batch_size=16))
 
 
 def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
@@ -149,6 +157,11 @@ def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
         bad("precision", f"must be fp32, bf16 or fp16, got {cfg.precision!r}")
     if cfg.stage.name not in STAGES:
         bad("stage.name", f"must be one of {STAGES}, got {cfg.stage.name!r}")
+    for key, v in _floats(cfg):       # inf/nan anywhere would only surface as a broken run hours later
+        if not math.isfinite(v):
+            bad(key, f"must be finite, got {v}")
+    if cfg.net.d_type not in ("unet", "vgg"):
+        bad("net.d_type", f"must be 'unet' or 'vgg', got {cfg.net.d_type!r}")
     if cfg.stage.loss.gan_type not in ("vanilla", "ragan"):
         bad("stage.loss.gan_type", f"must be 'vanilla' or 'ragan', got {cfg.stage.loss.gan_type!r}")
     for key, v in (("stage.iters", cfg.stage.iters), ("net.num_feat", cfg.net.num_feat),
@@ -159,7 +172,8 @@ def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
         if v < 1:
             bad(key, f"must be >= 1, got {v}")
     for key, v in (("data.num_workers", cfg.data.num_workers), ("data.shuffle_buffer", cfg.data.shuffle_buffer),
-                   ("val_images", cfg.val_images), ("seed", cfg.seed)):
+                   ("val_images", cfg.val_images), ("seed", cfg.seed),
+                   ("data.max_bad_samples", cfg.data.max_bad_samples)):
         if v < 0:
             bad(key, f"must be >= 0, got {v}")
     g = cfg.data.gt_size
@@ -167,6 +181,8 @@ def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
     if g < 8 or g % (cfg.scale * (8 if cfg.stage.gan else 1)) or (g // cfg.scale) % unshuffle:
         bad("data.gt_size", f"{g} must be a multiple of scale {cfg.scale}"
             + (" x 8 (discriminator)" if cfg.stage.gan else "") + " and give an LR crop the network accepts")
+    if cfg.stage.gan and cfg.net.d_type == "vgg" and g not in (128, 256):
+        bad("data.gt_size", f"{g}: the VGG-style discriminator (net.d_type = 'vgg') takes 128 or 256 px crops")
     lo = cfg.stage.loss
     for key, v in (("l1_weight", lo.l1_weight), ("perceptual_weight", lo.perceptual_weight),
                    ("gan_weight", lo.gan_weight)):
@@ -184,11 +200,25 @@ def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
         bad("stage.optim.ema_decay", f"must be in [0, 1), got {op.ema_decay}")
     if not 0 < op.gamma <= 1:
         bad("stage.optim.gamma", f"must be in (0, 1], got {op.gamma}")
-    if list(op.milestones) != sorted(op.milestones):
-        bad("stage.optim.milestones", "must be increasing")
+    if any(m < 1 for m in op.milestones):
+        bad("stage.optim.milestones", f"must be steps >= 1, got {list(op.milestones)}")
+    if any(b <= a for a, b in zip(op.milestones, op.milestones[1:])):
+        bad("stage.optim.milestones", f"must be strictly increasing, got {list(op.milestones)}")
     if cfg.stage.gan and lo.gan_weight == 0:
         bad("stage.loss.gan_weight", "a GAN stage needs gan_weight > 0")
     return cfg
+
+
+def _floats(obj, prefix: str = ""):
+    """(dotted key, value) of every float field of a config, tuples included."""
+    for f in fields(obj):
+        v, key = getattr(obj, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(v):
+            yield from _floats(v, key + ".")
+        elif isinstance(v, float):
+            yield key, v
+        elif isinstance(v, tuple):
+            yield from ((key, x) for x in v if isinstance(x, float))
 
 
 def _coerce(value: Any, typ: Any, key: str, where: str) -> Any:

@@ -1,0 +1,319 @@
+"""Fault injection for `trainer fit` (issue 9): real signals to real subprocesses with loader workers, kills between
+the files of a checkpoint, resume with changed options, older checkpoints, a full disk, bad configs, checkpoints
+that other tools open with ``torch.load(weights_only=True)``."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import cli
+from test_trainer_fixtures import make_shards
+from trainer.checkpoint import load_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--num-feat", "8", "--num-block", "1", "--num-grow-ch", "4", "--batch-size", "2", "--gt-size", "32",
+        "--workers", "0", "--no-tensorboard", "--device", "cpu", "--log-every", "1"]
+# subprocess runs: a step long enough (~50-100 ms) that a signal lands inside one, loader workers on
+SUB = ["--num-feat", "16", "--num-block", "2", "--num-grow-ch", "8", "--batch-size", "4", "--gt-size", "64",
+       "--workers", "1", "--no-tensorboard", "--device", "cpu", "--log-every", "1", "--save-every", "3"]
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    return make_shards(tmp_path_factory.mktemp("hard") / "s", n=12, shard_size=4, hr_size=96)
+
+
+def run(*args):
+    return CliRunner().invoke(cli.trainer, [str(a) for a in args], catch_exceptions=False)
+
+
+def _env():
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def _start(*args) -> subprocess.Popen:
+    cmd = [sys.executable, "-c", "import cli; cli.trainer(prog_name='trainer')", *map(str, args)]
+    return subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+
+
+def _rows(run_dir: Path) -> list[dict]:
+    p = run_dir / "train.jsonl"
+    if not p.is_file():
+        return []
+    out = []
+    for line in p.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:           # a half-written last line while the run is going
+            pass
+    return [r for r in out if "l_pix" in r]
+
+
+def _wait_rows(proc: subprocess.Popen, run_dir: Path, n: int, timeout: float = 60) -> None:
+    t0 = time.time()
+    while len(_rows(run_dir)) < n:
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() - t0 < timeout, "run did not reach the wanted step"
+        time.sleep(0.01)
+
+
+def _final_state(run_dir: Path, step: int) -> dict:
+    ck = load_checkpoint(run_dir / "checkpoints" / f"step-{step:07d}.pth")
+    return {part: ck[part] for part in ("params", "params_ema")} | {"data_position": ck["data_position"]}
+
+
+def _assert_published(run_dir: Path) -> None:
+    """Every checkpoint has its weight file, and nothing half-written sits under a final name's folder."""
+    for ck in (run_dir / "checkpoints").glob("step-*.pth"):
+        assert (run_dir / f"net_g_{ck.stem[5:]}.pth").is_file(), ck
+    assert not list(run_dir.glob("*.tmp")) and not list((run_dir / "checkpoints").glob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_sigint_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(shards, tmp_path):
+    """Ctrl-C to the whole process group (as a terminal sends it) mid-run, resume, SIGKILL, resume: the final
+    weights equal an uninterrupted run's, and train.jsonl holds every step exactly once."""
+    iters = 10
+    ref = run("fit", *shards, "--out", tmp_path / "ref", "--iters", iters, *SUB)   # in-process, one thread too
+    assert ref.exit_code == 0, ref.output
+    run_dir = tmp_path / "b" / "esrnet"
+    p = _start("fit", *shards, "--out", tmp_path / "b", "--iters", iters, *SUB)
+    _wait_rows(p, run_dir, 2)
+    time.sleep(0.03)                                  # somewhere inside a later step or a batch wait
+    os.killpg(p.pid, signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    lines = err.decode().strip().splitlines()
+    assert p.returncode == 130, err.decode()
+    assert "Traceback" not in err.decode() and "interrupted" in lines[-1] and "--resume" in lines[-1]
+    _assert_published(run_dir)
+    saved = sorted((run_dir / "checkpoints").glob("step-*.pth"))[-1]
+    assert load_checkpoint(saved)["step"] >= 2
+    p = _start("fit", *shards, "--out", tmp_path / "b", "--iters", iters, "--resume", run_dir, *SUB)
+    _wait_rows(p, run_dir, 7)
+    os.killpg(p.pid, signal.SIGKILL)                   # no chance to save: resume from step 6 (save-every 3)
+    p.communicate(timeout=60)
+    _assert_published(run_dir)
+    p = _start("fit", *shards, "--out", tmp_path / "b", "--iters", iters, "--resume", run_dir, *SUB)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err.decode()
+    a, b = _final_state(tmp_path / "ref" / "esrnet", iters), _final_state(run_dir, iters)
+    assert a["data_position"] == b["data_position"]
+    for part in ("params", "params_ema"):
+        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
+    steps = [r["step"] for r in _rows(run_dir)]
+    assert steps == list(range(1, iters + 1))
+    la = [r["l_pix"] for r in _rows(tmp_path / "ref" / "esrnet")]
+    assert [r["l_pix"] for r in _rows(run_dir)] == la
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_exits_143_and_the_loader_workers_end(shards, tmp_path):
+    run_dir = tmp_path / "esrnet"
+    opts = [a for a in SUB[:SUB.index("--workers")]] + ["--workers", "2", "--no-tensorboard", "--log-every", "1"]
+    p = _start("fit", *shards, "--out", tmp_path, "--iters", 1000, *opts)
+    _wait_rows(p, run_dir, 2)
+    workers = _children(p.pid)
+    assert len(workers) >= 2
+    os.kill(p.pid, signal.SIGTERM)                    # to the trainer only, as `kill PID` does
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 143, err.decode()
+    text = err.decode().strip()
+    assert "Traceback" not in text and "SIGTERM" in text.splitlines()[-1]
+    step = load_checkpoint(sorted((run_dir / "checkpoints").glob("step-*.pth"))[-1])["step"]
+    assert step >= 2 and (run_dir / f"net_g_{step:07d}.pth").is_file()
+    t0 = time.time()
+    while any(_alive(w) for w in workers) and time.time() - t0 < 10:
+        time.sleep(0.05)
+    assert not any(_alive(w) for w in workers)
+
+
+def test_resume_refuses_changed_options_and_applies_the_others(shards, tmp_path):
+    out = tmp_path / "run"
+    d = out / "esrnet"
+    assert run("fit", *shards, "--out", out, "--iters", "2", *TINY).exit_code == 0
+    refused = {"--batch-size": "4", "--gt-size": "64", "--seed": "3", "--preset": "esrgan", "--num-feat": "16",
+               "--num-block": "2", "--num-grow-ch": "8", "--scale": "2", "--workers": "1"}
+    for opt, val in refused.items():
+        args = [a for a in TINY]
+        if opt in args:
+            args[args.index(opt) + 1] = val
+        else:
+            args += [opt, val]
+        r = run("fit", *shards, "--out", out, "--resume", d, "--iters", "3", *args)
+        assert r.exit_code == 1, (opt, r.output)
+        line = r.output.strip()
+        assert len(line.splitlines()) == 1 and opt in line and "cannot change on resume" in line, (opt, line)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("log_every = 1\n")
+    for extra in (["--config", cfg], ["--init", d / "net_g_0000002.pth"]):
+        r = run("fit", *shards, "--out", out, "--resume", d, "--iters", "3", *TINY, *extra)
+        assert r.exit_code == 1 and extra[0] in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert not (d / "checkpoints" / "step-0000003.pth").exists()
+    # applied and recorded: the new lr is what trains (and what config.toml says)
+    r = run("fit", *shards, "--out", out, "--resume", d, "--iters", "4", "--lr", "1e-3", *TINY)
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in (d / "train.jsonl").read_text().splitlines()]
+    assert [x["lr_g"] for x in rows if "l_pix" in x] == [2e-4, 2e-4, 1e-3, 1e-3]
+    assert "lr_g = 0.001" in (d / "config.toml").read_text()
+    ck = load_checkpoint(d / "checkpoints" / "step-0000004.pth")
+    assert ck["optim_g"]["param_groups"][0]["lr"] == 1e-3 and ck["config"]["stage"]["optim"]["lr_g"] == 1e-3
+
+
+def test_resume_from_an_older_checkpoint_needs_force_and_keeps_the_later_ones(shards, tmp_path):
+    out = tmp_path / "run"
+    d = out / "esrnet"
+    assert run("fit", *shards, "--out", out, "--iters", "4", "--save-every", "2", *TINY).exit_code == 0
+    old = d / "checkpoints" / "step-0000002.pth"
+    later = (d / "checkpoints" / "step-0000004.pth").read_bytes()
+    r = run("fit", *shards, "--out", out, "--resume", old, "--iters", "4", *TINY)
+    assert r.exit_code == 1 and "step-0000004.pth" in r.output and "--force" in r.output, r.output
+    assert (d / "checkpoints" / "step-0000004.pth").read_bytes() == later
+    r = run("fit", *shards, "--out", out, "--resume", old, "--iters", "4", "--force", *TINY)
+    assert r.exit_code == 0, r.output
+    assert (d / "superseded" / "step-0000004.pth").read_bytes() == later
+    assert (d / "superseded" / "net_g_0000004.pth").is_file()
+    steps = [json.loads(x)["step"] for x in (d / "train.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+
+
+class _Crash(BaseException):
+    """A kill at that point: nothing after it runs (not even except-clauses for Exception)."""
+
+
+@pytest.mark.parametrize("at", [1, 2, 3, 4, 5, 6])
+def test_a_kill_between_the_files_of_a_checkpoint_never_leaves_one_without_the_other(shards, tmp_path, monkeypatch,
+                                                                                     at):
+    import trainer.train as tt
+    calls = {"n": 0}
+    real_replace = os.replace
+
+    def dying_replace(src, dst):
+        calls["n"] += 1
+        if calls["n"] == at:
+            raise _Crash()
+        return real_replace(src, dst)
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(tt.os, "replace", dying_replace)
+    with pytest.raises(_Crash):
+        run("fit", *shards, "--out", out, "--iters", "1", *TINY)
+    monkeypatch.setattr(tt.os, "replace", real_replace)
+    d = out / "esrnet"
+    _assert_published(d)
+    # the next run cleans up and goes on (from the checkpoint if it was published, else from scratch)
+    again = ["--resume", d] if list((d / "checkpoints").glob("step-*.pth")) else []
+    r = run("fit", *shards, "--out", out, "--iters", "2", *again, *TINY)
+    assert r.exit_code == 0, r.output
+    _assert_published(d)
+    assert not (d / ".staging").exists() or not list((d / ".staging").iterdir())
+
+
+def _tmpfs(path: Path, size: str) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        return False
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True).returncode == 0
+
+
+def test_a_full_disk_during_a_checkpoint_is_one_line_and_leaves_no_temporaries(shards, tmp_path, monkeypatch):
+    small = tmp_path / "small"
+    mounted = _tmpfs(small, "2m")
+    try:
+        if mounted:      # a real small filesystem: fill it up to 48 kB of room (logs fit, a checkpoint does not)
+            st = os.statvfs(small)
+            (small / "filler").write_bytes(b"\0" * (st.f_bavail * st.f_frsize - 48 * 1024))
+        else:            # no tmpfs here: the same errno, injected where a full disk reports it
+            def full(fd):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            monkeypatch.setattr(os, "fsync", full)
+        r = run("fit", *shards, "--out", small / "run", "--iters", "2", "--save-every", "1", *TINY)
+        assert r.exit_code == 1, r.output
+        lines = [x for x in r.output.strip().splitlines() if not x.startswith("[")]    # not the log lines
+        assert len(lines) == 1 and "Traceback" not in r.output, r.output
+        line = lines[0]
+        assert "cannot write checkpoint" in line and "No space left on device" in line, line
+        d = small / "run" / "esrnet"
+        left = [p for p in d.rglob("*") if p.is_file() and p.suffix in (".tmp", ".pth", ".safetensors")]
+        assert left == [], left
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(small)], check=False)
+
+
+@pytest.mark.parametrize(("toml", "key"), [("[stage.optim]\nlr_g = inf\n", "stage.optim.lr_g"),
+                                          ("[stage.optim]\nlr_g = nan\n", "stage.optim.lr_g"),
+                                          ("[stage.optim]\nmilestones = [-5, 10]\n", "stage.optim.milestones"),
+                                          ("[stage.optim]\nmilestones = [0]\n", "stage.optim.milestones"),
+                                          ("[stage.optim]\ngamma = inf\n", "stage.optim.gamma"),
+                                          ("[stage.loss]\nl1_weight = inf\n", "stage.loss.l1_weight")])
+def test_non_finite_and_negative_config_values_are_rejected_before_work(shards, tmp_path, toml, key):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(toml)
+    r = run("fit", *shards, "--out", tmp_path / "r", "--config", cfg, "--iters", "1", *TINY)
+    assert r.exit_code == 1 and f"c.toml: {key}:" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "r").exists()
+    r = run("fit", *shards, "--out", tmp_path / "r", "--lr", "inf", "--iters", "1", *TINY)
+    assert r.exit_code != 0 and not (tmp_path / "r").exists()
+
+
+_PLAIN_CHECK = r"""
+import sys, torch
+ck = torch.load(sys.argv[1], map_location="cpu", weights_only=True)
+plain = (dict, list, tuple, str, int, float, bool, type(None), torch.Tensor)
+def walk(x, path):
+    if type(x) not in plain:
+        raise SystemExit(f"{path}: {type(x).__module__}.{type(x).__name__}")
+    if type(x) is dict:
+        for k, v in x.items():
+            if type(k) not in (str, int):
+                raise SystemExit(f"{path}: key {k!r} of type {type(k).__name__}")
+            walk(v, f"{path}.{k}")
+    elif type(x) in (list, tuple):
+        for i, v in enumerate(x):
+            walk(v, f"{path}[{i}]")
+walk(ck, "ck")
+print("plain", sorted(ck))
+"""
+
+
+def test_checkpoints_hold_plain_types_only(shards, tmp_path):
+    assert run("fit", *shards, "--out", tmp_path, "--iters", "2", *TINY).exit_code == 0
+    ck = tmp_path / "esrnet" / "checkpoints" / "step-0000002.pth"
+    r = subprocess.run([sys.executable, "-c", _PLAIN_CHECK, str(ck)], capture_output=True, text=True, env=_env())
+    assert r.returncode == 0 and r.stdout.startswith("plain"), r.stdout + r.stderr
+    assert (tmp_path / "esrnet" / "checkpoints" / "step-0000002.pth").stat().st_mode & 0o777 == 0o666 & ~_umask()
+    assert (tmp_path / "esrnet" / "net_g_0000002.pth").stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    m = os.umask(0)
+    os.umask(m)
+    return m
