@@ -265,3 +265,17 @@ def test_numba_ring_kernel_matches_numpy():
     mid = np.einsum("ok,hokc->hoc", xw.astype(np.float64), img[:, xidx].astype(np.float64))
     ref = np.einsum("ik,ikoc->ioc", yw.astype(np.float64), mid[idx])
     np.testing.assert_allclose(out.reshape(15, 9, 3), ref, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", sorted(CV2_FILTERS))
+@pytest.mark.parametrize("size", [(120, 150), (300, 390), (100, 400)])
+def test_fused_routes_match_opencv_on_large_images(name, size):
+    # Intermediates above _FUSED_BYTES take the fused kernels (vertical first when shrinking, the row ring when
+    # enlarging): same results as cv2.resize for the filters it has (Lanczos-4 to 2e-5: OpenCV computes its
+    # weights in float32; measured 1.7e-5 at these factors).
+    img = np.random.default_rng(6).random((200, 260, 3), dtype=np.float32)
+    h, w = size
+    assert (h * 260 if h < 200 else 200 * w) * 12 > R._FUSED_BYTES
+    ours = R._apply_separable(img, size, name, False)
+    tol = 2e-5 if name == "lanczos4" else 1e-6
+    np.testing.assert_allclose(ours, cv2.resize(img, size[::-1], interpolation=CV2_FILTERS[name]), atol=tol, rtol=0)
