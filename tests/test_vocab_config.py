@@ -287,3 +287,15 @@ def test_preview_of_a_preset_with_a_missing_codec_is_one_line(tmp_path, monkeypa
     assert res.exit_code == 1, res.output
     assert res.output.strip() == ("Error: --preset realworld: final.compression.weights.vp9: codec 'vp9': not "
                                   "available (PyAV is not installed)")
+
+
+def test_config_show_documents_every_key():
+    """Every `key = value` line of `config show` has its doc line right above it."""
+    import re
+
+    for name in ("realworld", "realesrgan"):
+        lines = dump_config(preset(name)).splitlines()
+        keys = [i for i, l in enumerate(lines) if re.match(r"[a-z0-9_]+ = ", l)]
+        assert len(keys) > 150
+        undocumented = [lines[i] for i in keys if not lines[i - 1].startswith("# ")]
+        assert not undocumented, undocumented[:5]
