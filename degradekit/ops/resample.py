@@ -1,8 +1,8 @@
 """Resampling with a choice of filter, either interpolating (OpenCV style) or antialiased (Pillow style).
 
 Both modes use the pixel-centre convention of ``cv2.resize`` and Pillow: output pixel ``i`` of an axis of length
-``out`` samples the input at ``src = (i + 0.5) * in / out - 0.5``. The image is filtered separably, horizontal
-pass first (stored as float32, as Pillow's mode "F" and OpenCV do), then vertical; nothing is clipped.
+``out`` samples the input at ``src = (i + 0.5) * in / out - 0.5``. The image is filtered separably, the
+intermediate stored as float32 (as Pillow's mode "F" and OpenCV do); nothing is clipped.
 
 ``antialias=False`` -- OpenCV conventions (Real-ESRGAN's resizes): every output pixel reads the filter's own
 support around ``src`` (``2 * ceil(support)`` taps) whether enlarging or shrinking, so shrinking aliases; taps
@@ -16,6 +16,13 @@ shrinking by ``s = in / out > 1`` the filter is stretched by ``s`` (support ``s 
 ``s``), so it low-passes before decimating; when enlarging it is the filter itself. The window is clamped to the
 image and the weights renormalised over what is left (no padding). An axis whose size is unchanged is not
 filtered (as Pillow), so every filter is the identity at factor 1 -- also the non-interpolating Mitchell/Gaussian.
+
+Implementation: the taps of each axis are built once per (sizes, filter, mode) and cached. Antialiased: the
+horizontal pass first, as Pillow, both passes by one vectorised Numba kernel (the horizontal one on the
+``cv2.transpose``), float64 sums -- the same arithmetic as Pillow, so equal to its last bit or two. Interpolating:
+float32 sums (as OpenCV); small images take the same two passes (vertical first when the height shrinks), large
+ones a fused kernel that keeps no image-sized temporary (vertical first per output row when shrinking, a ring
+of horizontally resampled rows when enlarging); the pass order changes results by float32 rounding only.
 
 "nearest" is ``cv2.INTER_NEAREST_EXACT`` in both modes (``floor((i + 0.5) * in / out)``, Pillow's NEAREST and
 torch's ``nearest-exact``, not OpenCV's legacy INTER_NEAREST which uses ``floor(i * in / out)``).
