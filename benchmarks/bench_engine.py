@@ -87,6 +87,68 @@ def test_full_pair_realworld_preset(benchmark, hr400, role):
     assert lr.shape == (100, 100, 3) and lr.dtype == np.uint8
 
 
+_TREE_WORKER = """
+import itertools, sys
+import cv2, numba, numpy as np
+cv2.setNumThreads(1); numba.set_num_threads(1)
+import degradekit
+from skimage import data
+img = data.astronaut(); h, w, _ = img.shape
+hr = np.ascontiguousarray(img[(h - 400) // 2:(h - 400) // 2 + 400, (w - 400) // 2:(w - 400) // 2 + 400])
+cfg = degradekit.preset("realesrgan")
+for s in range(3):
+    degradekit.degrade(hr, cfg, s)
+seeds = itertools.cycle(range(200))
+print(degradekit.__file__, flush=True)
+for line in sys.stdin:
+    for _ in range(int(line)):
+        degradekit.degrade(hr, cfg, next(seeds))
+    print("ok", flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def other_tree():
+    """A worker process running the `realesrgan` pair with another checkout of degradekit (the folder holding
+    its degradekit/ package), named by DEGRADEKIT_BASELINE_TREE, e.g. `git archive 8e0d944 degradekit | tar -x
+    -C /tmp/v01` for the 0.1 engine."""
+    import os
+    import subprocess
+    import sys
+
+    tree = os.environ.get("DEGRADEKIT_BASELINE_TREE")
+    if not tree:
+        pytest.skip("set DEGRADEKIT_BASELINE_TREE=/path/to/a/degradekit/checkout to compare with it")
+    p = subprocess.Popen([sys.executable, "-c", _TREE_WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True, env=dict(os.environ, PYTHONPATH=tree), cwd=tree)
+    where = p.stdout.readline().strip()
+    assert where.startswith(os.path.abspath(tree)), f"the worker imported {where}, not the tree {tree}"
+
+    def pair():
+        p.stdin.write("1\n")
+        p.stdin.flush()
+        assert p.stdout.readline().strip() == "ok"
+
+    yield pair
+    p.stdin.close()
+    p.wait()
+
+
+@pytest.mark.parametrize("role", ["ours", "baseline"])
+def test_full_pair_realesrgan_vs_other_tree(benchmark, hr400, other_tree, role):
+    """The `realesrgan` pair of this tree (ours) against the same pair in another checkout (baseline, one pair
+    per request to its worker process: the pipe round trip, ~0.1 ms, is counted against it), 200 seeds cycled."""
+    import degradekit
+
+    cfg = degradekit.preset("realesrgan")
+    seeds = itertools.cycle(range(N_SEEDS))
+    for s in range(3):
+        degradekit.degrade(hr400, cfg, s)
+    benchmark.group = "full pair 400->100 realesrgan: this tree vs DEGRADEKIT_BASELINE_TREE"
+    _stage(benchmark, role, lambda: degradekit.degrade(hr400, cfg, next(seeds)), other_tree,
+           rounds=2 * N_SEEDS)
+
+
 # --------------------------------------------------------------------------------------------- blur
 
 def _kernels():
