@@ -1,7 +1,9 @@
 """The degradation config: frozen dataclasses, the paper presets (as code), strict TOML load and dump.
 
 `preset("realesrgan")` is spec/realesrgan-model.md; `preset("realesrgan-x2")` is the same model at scale 2
-(Real-ESRGAN's x2 model is trained with the same degradation settings and scale 2).
+(Real-ESRGAN's x2 model is trained with the same degradation settings and scale 2).  `preset("realworld")` (and
+"realworld-x2") mixes in the issue-11 vocabulary (codecs, resize filters, blur and noise kinds, halos, banding,
+dither, a shuffled stage): every new field defaults to "off", so the Real-ESRGAN presets draw exactly as 0.1.
 
 TOML files may be partial: keys they give override the preset named by a top-level `preset = "..."`
 (default "realesrgan").  `[[stages]]` tables: the number written is the number of stage settings of the result;
