@@ -103,3 +103,14 @@ def test_cli_stats_realworld(tmp_path):
     r = CliRunner().invoke(degradekit, ["preview", "--stats", "500", "--preset", "realworld", "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert out.stat().st_size > 10000
+
+
+def test_too_small_message_names_the_image_size_not_the_crop(tmp_path):
+    """(issue 9) a 100000x1 image used to be reported as "400x1"."""
+    import cv2
+
+    p = tmp_path / "strip.png"
+    cv2.imwrite(str(p), np.zeros((1, 100000, 3), np.uint8))
+    r = CliRunner().invoke(degradekit, ["preview", str(p), "--out", str(tmp_path / "o.png")])
+    assert r.exit_code == 1
+    assert r.output.strip() == f"Error: {p}: 100000x1 is too small (its crop is 400x1) (at least 21x21 px)"
