@@ -164,6 +164,20 @@ def test_median_numba_kernel_matches_numpy():
         assert not out[:2].any() and not out[:, 7:].any()  # only the rectangle is written
 
 
+@pytest.mark.parametrize("shape", [(9, 11, 3), (1, 6, 3), (4, 1, 3), (1, 1, 3)])
+def test_median3_kernel_matches_numpy(shape):
+    # The 3x3 column-sort kernel against np.median of np.pad(reflect) windows, with ties and sorted runs.
+    rng = np.random.default_rng(8)
+    img = rng.random(shape, dtype=np.float32)
+    img[::2, ::3] = 0.25
+    h, w, _ = shape
+    out = np.empty_like(img)
+    M._median3(img.reshape(h, -1), M._fold(h, 1), M._fold(w, 1), out.reshape(h, -1))
+    pad = np.pad(img, ((1, 1), (1, 1), (0, 0)), mode="reflect")  # numpy's reflect = reflect-101
+    win = np.lib.stride_tricks.sliding_window_view(pad, (3, 3), axis=(0, 1))
+    np.testing.assert_array_equal(out, np.median(win.reshape(h, w, 3, -1), axis=-1))
+
+
 def test_median_removes_impulses_and_keeps_edges():
     img = np.zeros((20, 20, 3), np.float32)
     img[:, 10:] = 1.0

@@ -1,13 +1,15 @@
 """Median blur on the float image, reflect-101 borders (``scipy.ndimage.median_filter(mode="mirror")``).
 
-Sizes 3 and 5 go through ``cv2.medianBlur``, which is exact on float32 for those sizes (a sorting network);
-its border rule is replicate, so the r-wide border strips are then recomputed from small reflect-101 strips
-(no padded copy of the image is made). OpenCV's float path stops at 5 (larger sizes need 8-bit input, which would quantise
+Size 3 is a Numba loop of min/max on sorted column triples (below); size 5 goes through ``cv2.medianBlur``,
+exact on float32 for that size (a sorting network), whose border rule is replicate, so the 2-px border strips
+are then recomputed from small reflect-101 strips (no padded copy of the image is made). OpenCV's float path stops at 5 (larger sizes need 8-bit input, which would quantise
 the image), so 7..15 run the Numba loop everywhere: per pixel and channel the k x k window is gathered through
 reflect-101 index tables and its median found with Wirth's selection (expected O(k^2)), as SciPy does.
 """
 
 from __future__ import annotations
+
+import functools
 
 import cv2
 import numpy as np
@@ -15,7 +17,7 @@ from numba import njit
 
 from ._check import check_image
 
-_SMALL_BYTES = 1 << 18  # images up to this size take the plain pad-filter-crop route for sizes 3 and 5
+_SMALL_BYTES = 1 << 18  # images up to this size take the plain pad-filter-crop route for size 5
 
 def median_blur(img: np.ndarray, size: int) -> np.ndarray:
     """Median of each ``size`` x ``size`` window (odd size 3..15), channel by channel, of a float32 HxWx3 image;
@@ -30,10 +32,14 @@ def median_blur(img: np.ndarray, size: int) -> np.ndarray:
     r = int(size) // 2
     h, w, _ = img.shape
     ry, rx = _fold(h, r), _fold(w, r)
-    if size <= 5 and img.nbytes <= _SMALL_BYTES:  # small: the padded copies come from the heap, cheap
+    if size == 3:
+        out = np.empty_like(img)
+        _median3(img.reshape(h, w * 3), _fold(h, 1), _fold(w, 1), out.reshape(h, w * 3))
+        return out
+    if size == 5 and img.nbytes <= _SMALL_BYTES:  # small: the padded copies come from the heap, cheap
         pad = cv2.copyMakeBorder(img, r, r, r, r, cv2.BORDER_REFLECT_101)
         return np.ascontiguousarray(cv2.medianBlur(pad, int(size))[r:r + h, r:r + w])
-    if size <= 5 and min(h, w) > 2 * r:
+    if size == 5 and min(h, w) > 2 * r:
         return _cv2_median(img, int(size), r)
     out = np.empty_like(img)
     _median_rect(img, _fold(h, r), _fold(w, r), int(size), 0, h, 0, w, out)
@@ -70,14 +76,73 @@ def _edge_medians(rows: np.ndarray, k: int, r: int) -> tuple[np.ndarray, np.ndar
     return first, last
 
 
+@functools.lru_cache(maxsize=256)
 def _fold(n: int, r: int) -> np.ndarray:
-    """Reflect-101 source index of positions -r .. n + r - 1 (``dcb|abcd|cba``, repeated as often as needed)."""
+    """Reflect-101 source index of positions -r .. n + r - 1 (``dcb|abcd|cba``, repeated as often as needed);
+    cached, read-only."""
     idx = np.arange(-r, n + r, dtype=np.int64)
     if n == 1:
-        return np.zeros_like(idx)
-    period = 2 * (n - 1)
-    idx %= period
-    return np.where(idx >= n, period - idx, idx)
+        idx = np.zeros_like(idx)
+    else:
+        period = 2 * (n - 1)
+        idx %= period
+        idx = np.where(idx >= n, period - idx, idx)
+    idx.flags.writeable = False
+    return idx
+
+
+# Selects (``a if a < b else b``) rather than min()/max(): LLVM turns them into vector min/max; the builtins'
+# NaN handling keeps the loops scalar. (NaN inputs: a NaN is then passed on or not, depending on position.)
+
+@njit(cache=True, nogil=True, inline="always")
+def _lo(a, b):
+    return a if a < b else b
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _hi(a, b):
+    return b if a < b else a
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _med3(a, b, c):
+    return _hi(_lo(a, b), _lo(_hi(a, b), c))
+
+
+@njit(cache=True, nogil=True)
+def _median3(img, ry, rx, out):
+    """3x3 median, reflect-101: each column triple is sorted once (lo <= mid <= hi), and the median of a window
+    is med3(max of its 3 column minima, med3 of the medians, min of the maxima) -- exact (the classic
+    decomposition), a few min/max per value, vectorised along the row. img/out flat rows (H, W * 3) float32;
+    ry, rx: the reflect-101 rows/columns of positions -1 .. H / -1 .. W (see _fold)."""
+    n = img.shape[1]
+    lo = np.empty(n + 6, np.float32)  # flat column j at j + 3; one folded pixel (3 values) of padding each side
+    md = np.empty(n + 6, np.float32)
+    hi = np.empty(n + 6, np.float32)
+    left = 3 * rx[0]
+    right = 3 * rx[rx.shape[0] - 1]
+    for y in range(img.shape[0]):
+        a = img[ry[y]]
+        b = img[ry[y + 1]]
+        c = img[ry[y + 2]]
+        for j in range(n):
+            p = _lo(a[j], b[j])
+            q = _hi(a[j], b[j])
+            lo[j + 3] = _lo(p, c[j])
+            hi[j + 3] = _hi(q, c[j])
+            md[j + 3] = _hi(p, _lo(q, c[j]))
+        for ch in range(3):
+            lo[ch] = lo[left + 3 + ch]
+            md[ch] = md[left + 3 + ch]
+            hi[ch] = hi[left + 3 + ch]
+            lo[n + 3 + ch] = lo[right + 3 + ch]
+            md[n + 3 + ch] = md[right + 3 + ch]
+            hi[n + 3 + ch] = hi[right + 3 + ch]
+        o = out[y]
+        for j in range(n):
+            mx = _hi(_hi(lo[j], lo[j + 3]), lo[j + 6])
+            mn = _lo(_lo(hi[j], hi[j + 3]), hi[j + 6])
+            o[j] = _med3(mx, _med3(md[j], md[j + 3], md[j + 6]), mn)
 
 
 @njit(cache=True, nogil=True)
