@@ -254,6 +254,13 @@ def test_config_reference_file_is_current():
     text = ref.read_text()
     table = config_reference_markdown()
     assert table in text, "docs/config-reference.md is stale: regenerate it with `python -m degradekit.config`"
+    from degradekit.config import preset_diff_markdown
+
+    diff = preset_diff_markdown("realworld")
+    assert diff in text, "docs/config-reference.md is stale: regenerate it with `python -m degradekit.config`"
+    assert "| `stages[1].step_order` | \"fixed\" | \"shuffle\" |" in diff
+    assert "| `stages[0].compression.weights.webp` | 0 | 0.15 |" in diff
+    assert "| `scale` |" not in diff  # same scale
     keys = re.findall(r"^\| `([^`]+)`", table, re.M)
     assert len(keys) > 150
     for k in ("stages[0].compression.weights.avif", "stages[0].resize.filter_prob", "stages[0].kernel.motion_prob",
