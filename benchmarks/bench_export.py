@@ -47,4 +47,5 @@ def test_export_pairs_per_second(benchmark, shards, tmp_path, fmt, variant):
     benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
     pairs = n * (2 if variant == "all" else 1)
     benchmark.extra_info["pairs"] = pairs
-    benchmark.extra_info["pairs_per_s_median"] = pairs / benchmark.stats.stats.median
+    if benchmark.stats:                 # None under --benchmark-disable (the smoke run)
+        benchmark.extra_info["pairs_per_s_median"] = pairs / benchmark.stats.stats.median

@@ -60,7 +60,8 @@ def test_loader_pairs_per_second_per_worker(benchmark, data, kind):
     benchmark.group = "loader-per-worker"
     benchmark.name = kind
     benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
-    benchmark.extra_info["pairs_per_s_median"] = data["n"] / benchmark.stats.stats.median
+    if benchmark.stats:                 # None under --benchmark-disable (the smoke run)
+        benchmark.extra_info["pairs_per_s_median"] = data["n"] / benchmark.stats.stats.median
 
 
 def test_loader_interleaved(benchmark, data):
@@ -86,5 +87,5 @@ def test_loader_interleaved(benchmark, data):
     benchmark.group = "loader-per-worker-interleaved"
     benchmark.name = "+".join(kinds)
     benchmark.pedantic(run, rounds=7, iterations=1, warmup_rounds=1)
-    for k in kinds:
-        benchmark.extra_info[f"{k}_pairs_per_s"] = round(data["n"] / float(np.median(times[k][1:])), 1)
+    for k in kinds:                     # the first round is the warm-up (one round only when disabled)
+        benchmark.extra_info[f"{k}_pairs_per_s"] = round(data["n"] / float(np.median(times[k][1:] or times[k])), 1)
