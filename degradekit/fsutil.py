@@ -23,13 +23,14 @@ def fsync_dir(folder) -> None:
         os.close(fd)
 
 
-def atomic_write(path, data: bytes | str, *, mkdir: bool = False) -> None:
+def atomic_write(path, data: bytes | str, *, mkdir: bool = False, durable: bool = True) -> None:
     """Write `data` (str: UTF-8) to `path` through a temporary name in the same folder, then rename.
 
     The data are fsynced before the rename and the folder after it: after a crash or power loss `path` is
     either the old file or the complete new one. A failure (full disk, interrupt) removes the temporary file
     and leaves any previous `path` untouched. The file gets the usual mode (0666 & ~umask).
-    mkdir: create the parent folder first.
+    mkdir: create the parent folder first. durable=False: no fsync (caches and notes that may be lost in a
+    power cut: still never half-written under the final name after a crash of the process).
     """
     p = Path(path)
     if mkdir:
@@ -38,8 +39,9 @@ def atomic_write(path, data: bytes | str, *, mkdir: bool = False) -> None:
     try:
         with open(tmp, "wb") as f:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, p)
     except BaseException:
         try:
@@ -47,7 +49,8 @@ def atomic_write(path, data: bytes | str, *, mkdir: bool = False) -> None:
         except OSError:
             pass
         raise
-    fsync_dir(p.parent)
+    if durable:
+        fsync_dir(p.parent)
 
 
 class NotRegularFile(OSError):

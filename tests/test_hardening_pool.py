@@ -146,3 +146,16 @@ def test_wrong_typed_kernel_record_is_one_line_in_pool_info(base, tmp_path):
     assert r.exit_code == 1 and isinstance(r.exception, SystemExit), (r.output, r.exception)
     line, = r.output.strip().splitlines()
     assert f"kernels/{kid}.json: quality.sigma_major: must be an integer or a number" in line, line
+
+
+def test_pool_build_skips_a_fifo_source_without_blocking(base, tmp_path):
+    from degradekit.pool.build import BuildSettings, build_pool
+
+    src, _ = base
+    os.mkfifo(tmp_path / "fifo.png")
+    os.symlink("/dev/zero", tmp_path / "zero.png")
+    sources = [(src / "0.png", "0.png"), (tmp_path / "fifo.png", "fifo.png"), (tmp_path / "zero.png", "zero.png")]
+    meta = build_pool(sources, tmp_path / "P", BuildSettings(kernels=False, noise=True), workers=1)
+    rej = {r["item"]: r["reason"] for r in meta["rejected"] if r["kind"] == "source"}
+    assert rej == {"fifo.png": "not a regular file (a FIFO)", "zero.png": "not a regular file (a character device)"}
+    assert meta["counts"]["sources_ok"] == 1

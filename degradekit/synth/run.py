@@ -188,8 +188,7 @@ def _check_writable(out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            os.write(fd, b"x")
-            os.fsync(fd)  # a full disk may only show here
+            os.write(fd, b"x")  # ext4 (delayed allocation reserves blocks), tmpfs, xfs: ENOSPC shows here
         finally:
             os.close(fd)
     except OSError as e:
@@ -255,10 +254,10 @@ def scan_sources(source_set, settings: Settings, out: Path | None, executor=None
         for info in results:
             cache[info.path] = {"bytes": info.bytes, "sha256": info.sha256, "h": info.h, "w": info.w,
                                 "mtime_ns": info.mtime_ns, "reason": info.reason, "key": key_extra}
-        try:
-            _write_json_atomic(out / STATE_DIR / "scan.json", cache)
+        try:  # only a cache (a lost or unreadable one means scanning again): no fsync
+            atomic_write(out / STATE_DIR / "scan.json", json.dumps(cache, sort_keys=True), mkdir=True, durable=False)
         except OSError:
-            pass  # only a cache
+            pass
     return results  # type: ignore[return-value]
 
 
@@ -433,7 +432,7 @@ def _lock(out: Path, part):
     holder = path.parent / "holders" / f"{socket.gethostname()}-{os.getpid()}.json"
     try:
         atomic_write(holder, _json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                          "part": list(part) if part else None}), mkdir=True)
+                                          "part": list(part) if part else None}), mkdir=True, durable=False)
     except OSError:
         pass  # only names the holder in the other run's message
     return _Lock(f, holder)
