@@ -100,6 +100,16 @@ def _fmt(v: float) -> str:
     return f"{v:.3g}"
 
 
+def short_labels(labels: Sequence[str], width: int = 8) -> list[str]:
+    """Bar labels cut to `width` characters; when that makes two equal ("bicubic_a50", "bicubic_a75"), both
+    keep their head and tail instead ("bicu_a50", "bicu_a75")."""
+    cut = [lab[:width] for lab in labels]
+    dup = {c for c in cut if cut.count(c) > 1}
+    half = width // 2
+    return [lab[:half] + lab[-(width - half):] if c in dup and len(lab) > width else c
+            for lab, c in zip(labels, cut)]
+
+
 def histogram_panel(title: str, values: Sequence, width: int = 240, height: int = 150,
                     bins: int = 30) -> np.ndarray:
     """A bar chart of `values`: numeric values get a `bins`-bin histogram over [min, max], anything else
@@ -136,8 +146,9 @@ def histogram_panel(title: str, values: Sequence, width: int = 240, height: int 
     cv2.line(panel, (x0, y1), (x1, y1), FG, 1)
     if labels is not None and n:
         step = max(1, math.ceil(n / max(1, (x1 - x0) // 28)))
+        short = short_labels(labels)
         for i in range(0, n, step):
-            lab = labels[i][:8]
+            lab = short[i]
             cv2.putText(panel, lab, (int(x0 + i * bw), y1 + 11), FONT, 0.3, FG, 1, cv2.LINE_AA)
     cv2.putText(panel, foot, (4, height - 4), FONT, 0.3, FG, 1, cv2.LINE_AA)
     return panel

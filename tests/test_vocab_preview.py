@@ -114,3 +114,11 @@ def test_too_small_message_names_the_image_size_not_the_crop(tmp_path):
     r = CliRunner().invoke(degradekit, ["preview", str(p), "--out", str(tmp_path / "o.png")])
     assert r.exit_code == 1
     assert r.output.strip() == f"Error: {p}: 100000x1 is too small (its crop is 400x1) (at least 21x21 px)"
+
+
+def test_bar_labels_stay_distinct():
+    from degradekit.drawing import short_labels
+
+    assert short_labels(["bicubic_a50", "bicubic_a75", "lanczos3", "box", "floyd_steinberg"]) == \
+        ["bicu_a50", "bicu_a75", "lanczos3", "box", "floyd_st"]
+    assert short_labels(["yuv420p", "yuv420p10le", "yuv444p10le"]) == ["yuv420p", "yuv420p1", "yuv444p1"]
