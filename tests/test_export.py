@@ -226,6 +226,15 @@ def test_bad_shards_are_reported_as_inspect_verify_does_and_left_out(dataset, tm
     r = _export(nom, tmp_path / "o2", "--format", "lmdb")
     assert r.exit_code == 1 and "shard-000001.tar" in r.output
     assert _basicsr_lmdb_keys(tmp_path / "o2" / "lr.lmdb") == [f"{i:09d}" for i in range(5)]
+    # without a manifest a damaged JSON record passes the structure check: one line naming shard and sample
+    from trainer.data import write_shard
+    samples = list(iter_samples(dataset / "shard-000000.tar"))
+    samples[2][1]["json"] = b"{not json"
+    (nom / "shard-000001.tar").unlink()
+    write_shard(nom / "shard-000000.tar", samples)
+    r = _export(nom, tmp_path / "o3", "--format", "folders")
+    assert r.exit_code == 1 and r.output.strip().count("\n") == 0
+    assert "shard-000000.tar: sample 000000002: JSON record unreadable" in r.output
 
 
 def test_bad_options_and_folders_are_one_line_before_any_work(dataset, tmp_path, monkeypatch):

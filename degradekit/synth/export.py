@@ -321,8 +321,11 @@ def export(src, out, *, fmt: str = "folders", variant: int | str = 0, progress=N
                         if lr_name is None:
                             raise ExportError(f"{path}: sample {key} has no lr{v}")
                         lrs.append((v, stem, _as_png(fields[lr_name], f"{path}: {key}.{lr_name}")))
+                    try:
+                        rec = json.loads(fields["json"])
+                    except ValueError as e:    # no manifest sha256 vouched for it
+                        raise ExportError(f"{path}: sample {key}: JSON record unreadable ({e})") from None
                     lines = writer.add(key, hr, lrs)
-                    rec = json.loads(fields["json"])
                     if fmt == "folders":
                         rec["export"] = {"hr": [f"hr/{s}.png" for _, s, _ in lrs],
                                          "lr": [f"lr/{s}.png" for _, s, _ in lrs], "variants": [v for v, _, _ in lrs]}
@@ -343,6 +346,7 @@ def export(src, out, *, fmt: str = "folders", variant: int | str = 0, progress=N
         writer.close(ok=True)
         writer = None
         ok = True
+        _syncfs(out)                    # the temporary text files are on disk before their renames
         if fmt == "folders":
             os.replace(tmp_meta, out / "meta_info.txt")
         else:                           # each LMDB gets its own meta_info.txt (BasicSR layout)
