@@ -23,6 +23,8 @@ of the pixel on its row, then the rows below, left to right), each list over its
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import njit
 
@@ -74,13 +76,29 @@ def dither(img: np.ndarray, levels: int, method: str) -> np.ndarray:
     out = np.empty_like(img)
     top = int(levels) - 1
     if method.startswith("bayer"):
-        n = int(method[5:])
-        thresholds = ((bayer_matrix(n) + 0.5) / (n * n)).astype(np.float32)
-        _ordered(img, thresholds, np.float32(top), out)
+        _ordered(img, _thresholds(int(method[5:])), np.float32(top), out)
     else:
-        taps = np.array(DIFFUSION[method], np.float64)
-        _diffuse(img, taps[:, 0].astype(np.int64), taps[:, 1].astype(np.int64), taps[:, 2], float(top), out)
+        dy, dx, w = _diffusion_arrays(method)
+        _diffuse(img, dy, dx, w, float(top), out)
     return out
+
+
+@functools.lru_cache(maxsize=None)
+def _thresholds(n: int) -> np.ndarray:
+    """(M + 0.5) / n^2 as float32 (n, n), cached read-only."""
+    t = ((bayer_matrix(n) + 0.5) / (n * n)).astype(np.float32)
+    t.flags.writeable = False
+    return t
+
+
+@functools.lru_cache(maxsize=None)
+def _diffusion_arrays(method: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The method's taps as (dy int64, dx int64, w float64) arrays, cached read-only."""
+    taps = np.array(DIFFUSION[method], np.float64)
+    arrays = (taps[:, 0].astype(np.int64), taps[:, 1].astype(np.int64), np.ascontiguousarray(taps[:, 2]))
+    for a in arrays:
+        a.flags.writeable = False
+    return arrays
 
 
 @njit(cache=True, nogil=True)
