@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -217,8 +216,7 @@ def test_fifo_among_the_images_is_skipped_with_a_warning(data, tmp_path):
     assert len(warned) == 1 and "zz.png" in warned[0] and "line 1" in warned[0]
     eps = hr / "000000002.png"                  # content that Pillow would hand to its EPS (Ghostscript) plugin
     eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\n")
-    with pytest.raises(PairError, match="000000002.png: cannot read the image header"):
-        PairSource.open(hr, lr)
+    _err([f"{hr / '000000002.png'}: cannot read the image header", str(lr / "000000002.png")], hr, lr)
 
 
 def test_a_corrupt_pair_is_skipped_and_reported_with_both_names(data, tmp_path):

@@ -239,9 +239,13 @@ class PairSource:
             raise PairError(f"{hs.root} and {ls.root}: no image pairs")
         scale = first = None
         for key, h, l in pairs:
-            hh, lw = hs.size(h), ls.size(l)
-            s = _scale_of(hh, lw)
             hn, ln_ = hs.label(h), ls.label(l)
+            try:
+                hh = hs.size(h)
+                lw = ls.size(l)
+            except PairError as e:         # name the partner too
+                raise PairError(f"{e} (pair {hn} / {ln_})") from None
+            s = _scale_of(hh, lw)
             if s is None:
                 raise PairError(f"{hn} ({hh[1]}x{hh[0]}) and {ln_} ({lw[1]}x{lw[0]}): sizes give no integer scale")
             if scale is None:
