@@ -299,3 +299,24 @@ def test_config_show_documents_every_key():
         assert len(keys) > 150
         undocumented = [lines[i] for i in keys if not lines[i - 1].startswith("# ")]
         assert not undocumented, undocumented[:5]
+
+
+def test_config_show_and_check_dispatch_bsrgan(tmp_path):
+    r = CliRunner()
+    res = r.invoke(degradekit_cli, ["config", "show", "--preset", "bsrgan-x2"])
+    assert res.exit_code == 0, res.output
+    text = res.output
+    p = tmp_path / "b.toml"
+    p.write_text(text)
+    from degradekit.bsrgan import bsrgan_preset, load_bsrgan_config
+
+    assert load_bsrgan_config(p) == bsrgan_preset("bsrgan-x2")
+    res = r.invoke(degradekit_cli, ["config", "show", "--file", str(p), "--no-comments"])
+    assert res.exit_code == 0 and "#" not in res.output
+    res = r.invoke(degradekit_cli, ["config", "check", str(p)])
+    assert res.exit_code == 0 and res.output.strip() == f"{p}: OK"
+    p.write_text('pipeline = "bsrgan"\nbogus = 1\n')
+    res = r.invoke(degradekit_cli, ["config", "check", str(p)])
+    assert res.exit_code == 1 and len(res.output.strip().splitlines()) == 1 and "bogus" in res.output
+    res = r.invoke(degradekit_cli, ["config", "show", "--preset", "bsrgan-x9"])
+    assert res.exit_code == 1 and res.output.startswith("Error: --preset bsrgan-x9: ")
