@@ -291,3 +291,24 @@ def test_a_full_disk_is_one_line_and_a_rerun_finishes_identically(dataset, tmp_p
     monkeypatch.setattr(ex, "_publish", real)
     assert _export(dataset, out, "--format", "folders").exit_code == 0
     assert _tree(out) == _tree(ref)
+
+
+def test_a_lossless_webp_lr_is_re_encoded_as_png_with_the_same_pixels(dataset, tmp_path):
+    from trainer.data import write_shard
+    src = tmp_path / "webp"
+    src.mkdir()
+    samples = []
+    for key, f in list(iter_samples(dataset / "shard-000000.tar"))[:3]:
+        lr = cv2.imdecode(np.frombuffer(f["lr0.png"], np.uint8), cv2.IMREAD_COLOR)
+        ok, webp = cv2.imencode(".webp", lr, [cv2.IMWRITE_WEBP_QUALITY, 101])      # 101: lossless
+        assert ok
+        samples.append((key, {"hr.png": f["hr.png"], "json": f["json"], "lr0.webp": webp.tobytes()}))
+    write_shard(src / "shard-000000.tar", samples)
+    r = _export(src, tmp_path / "o", "--format", "folders")
+    assert r.exit_code == 0, r.output
+    for key, f in samples:
+        out = (tmp_path / "o" / "lr" / f"{key}.png").read_bytes()
+        assert out[:8] == b"\x89PNG\r\n\x1a\n"
+        want = cv2.imdecode(np.frombuffer(f["lr0.webp"], np.uint8), cv2.IMREAD_COLOR)
+        assert np.array_equal(cv2.imdecode(np.frombuffer(out, np.uint8), cv2.IMREAD_COLOR), want)
+        assert (tmp_path / "o" / "hr" / f"{key}.png").read_bytes() == f["hr.png"]
