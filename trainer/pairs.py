@@ -141,10 +141,6 @@ class _Lmdb:
             raise PairError(f"{self.label(ref)}: key {ref!r} not in {self.root}/data.mdb")
         return bytes(v)
 
-    def has(self, ref: str) -> bool:
-        with self._txn() as txn:
-            return txn.get(ref.encode("ascii", "replace")) is not None
-
     def size(self, ref: str) -> tuple[int, int]:
         s = self.shapes.get(ref)
         if s is not None:
