@@ -29,7 +29,7 @@ def _still_reason(kind: str) -> str | None:
         return None if features.check("jpg_2000") else f"Pillow {pil} was built without OpenJPEG: pip install -U pillow"
     # avif: Pillow's AVIF plugin with the libaom encoder (the op fixes it) and some AV1 decoder
     if not features.check("avif"):
-        return f"Pillow {pil} has no AVIF support (libavif, Pillow >= 11.2): pip install -U pillow"
+        return f"Pillow {pil} has no AVIF support (libavif): pip install -U pillow"
     from PIL import _avif
 
     if not _avif.encoder_codec_available("aom"):
