@@ -290,8 +290,9 @@ def config_from_dict(data: dict, *, where: str = "config", stage: str | None = N
     return validate(cfg, where)
 
 
-def load_config(path: str | Path, *, stage: str | None = None) -> TrainConfig:
-    """Read a TOML training config (partial files override their preset)."""
+def load_config(path: str | Path, *, stage: str | None = None, preset: str | None = None) -> TrainConfig:
+    """Read a TOML training config (partial files override their preset). ``preset``: the base when the file
+    names none (a file naming another one is a ConfigError)."""
     p = Path(path)
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
@@ -299,6 +300,10 @@ def load_config(path: str | Path, *, stage: str | None = None) -> TrainConfig:
         raise ConfigError(f"{p}: file not found") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{p}: not valid TOML ({e})") from None
+    if preset is not None:
+        if data.get("preset", preset) != preset:
+            raise ConfigError(f"{p}: preset: the file says {data['preset']!r}, the command line {preset!r}")
+        data["preset"] = preset
     return config_from_dict(data, where=str(p), stage=stage)
 
 

@@ -17,7 +17,6 @@ import signal
 import sys
 import threading
 import time
-from collections import OrderedDict
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -136,14 +135,6 @@ def _load_error(e: Exception) -> str:
     lines = [x.strip() for x in str(e).splitlines() if x.strip()]
     detail = next((x for x in lines if not x.startswith("Error(s) in loading")), lines[0] if lines else str(e))
     return detail if len(detail) <= 300 else detail[:297] + "..."
-
-
-def _sn_state(net: torch.nn.Module, state: dict) -> OrderedDict:
-    """``state`` carrying ``net``'s own state-dict metadata: spectral norm's load hook reads its version from it,
-    and without it would re-derive ``weight_v`` from the weights instead of taking the file's u and v."""
-    sd = OrderedDict(state)
-    sd._metadata = getattr(net.state_dict(), "_metadata", OrderedDict())   # noqa: SLF001 - torch's own field
-    return sd
 
 
 def _write_lines(path: Path, lines: list[str]) -> None:
@@ -309,7 +300,7 @@ def _fit(shards, *, cfg, out, val_shards, pairs, val_pairs, init, init_d, resume
     if init_d and not resume:
         state = read_module_state(init_d)
         try:                               # strict, with the file's spectral-norm u and v
-            net_d.load_state_dict(_sn_state(net_d, state), strict=True)
+            net_d.load_state_dict(state, strict=True)
         except RuntimeError as e:
             raise TrainingError(f"{init_d}: does not fit the configured discriminator ({cfg.net.d_type}, "
                                 f"d_num_feat {cfg.net.d_num_feat}): {_load_error(e)}") from None
@@ -361,7 +352,7 @@ def _fit(shards, *, cfg, out, val_shards, pairs, val_pairs, init, init_d, resume
             if net_d is not None:
                 if ck.get("net_d") is None:
                     raise TrainingError(f"{resume}: checkpoint has no discriminator")
-                net_d.load_state_dict(_sn_state(net_d, ck["net_d"]))
+                net_d.load_state_dict(ck["net_d"])
                 opt_d.load_state_dict(ck["optim_d"])
                 sched_d.load_state_dict(ck["sched_d"])
                 if ck["scaler_d"]:

@@ -22,8 +22,9 @@ _OPTION_OF = {"data.batch_size": "--batch-size", "data.gt_size": "--gt-size", "d
               help="Held-out paired data for validation (instead of --val).")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="Run folder (RUN/<stage>/ is written).")
-@click.option("--stage", type=click.Choice(["esrnet", "esrgan"]), default="esrnet", show_default=True,
-              help="esrnet: L1 only; esrgan: L1 + perceptual + GAN (start it from --init RUN/esrnet/net_g_N.pth).")
+@click.option("--stage", type=click.Choice(["esrnet", "esrgan"]), default=None,
+              help="esrnet: L1 only; esrgan: L1 + perceptual + GAN (start it from --init RUN/esrnet/net_g_N.pth) "
+                   "[default: esrnet; with --resume the checkpoint's].")
 @click.option("--preset", type=click.Choice(["realesrgan", "esrgan"]), default=None,
               help="Published settings (default realesrgan; a --config file may name its own).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
@@ -90,17 +91,16 @@ def fit(shards, pairs, meta_info, val_pairs, out, stage, preset, config_path, sc
                     raise click.ClickException(f"{rp}: {opt} cannot be used with --resume (the checkpoint's config "
                                                "and weights are the truth; start a new run to change them)")
             saved = cfg = config_from_dict(load_checkpoint(rp)["config"], where=str(rp))
+            stage = stage or cfg.stage.name
             if cfg.stage.name != stage:
                 raise click.ClickException(f"{rp}: checkpoint is stage {cfg.stage.name}, not --stage {stage}")
             if preset and preset != cfg.preset:
                 raise click.ClickException(f"{rp}: --preset {preset} cannot change on resume: the checkpoint was "
                                            f"trained with preset = {cfg.preset!r}")
-        elif config_path:
-            cfg = load_config(config_path, stage=stage)
-            if preset and cfg.preset != preset:
-                cfg = config_from_dict({**cfg.to_dict(), "preset": preset}, where=config_path, stage=stage)
-        else:
-            cfg = make_preset(preset or "realesrgan", stage)
+        stage = stage or "esrnet"
+        if not resume:
+            cfg = (load_config(config_path, stage=stage, preset=preset) if config_path
+                   else make_preset(preset or "realesrgan", stage))
         if cfg.stage.name != stage:
             raise click.ClickException(f"{config_path}: stage.name is {cfg.stage.name!r} but --stage is {stage}")
         st, data, net = cfg.stage, cfg.data, cfg.net
