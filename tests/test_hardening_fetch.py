@@ -38,6 +38,7 @@ def test_zip_bomb_is_refused_before_writing(server, tmp_path):  # noqa: F811
     line = _error_line(_fetch(server, root, bomb))
     assert "member DIV2K_train_HR/0002.png" in line and "zip bomb" in line, line
     _nothing_unpacked(root)
+    assert not (root / ".downloads" / "checksums.json").exists()  # a refused archive is not the reference
 
 
 def test_absolute_bound_from_the_dataset_size(server, tmp_path, monkeypatch):  # noqa: F811

@@ -325,10 +325,10 @@ def fetch_archive(a: Archive, root: Path, *, url: str | None = None, keep: bool 
     except FetchError:
         os.replace(dest, dest.with_name(dest.name + ".bad"))
         raise
-    if known is None:
+    n = unpack(dest, a, root)
+    if known is None:  # only an archive that unpacked (not a refused one) becomes the reference
         _save_checksum(root, a.filename, size, sha)
         log(f"{a.name}: recorded sha256 {sha} in {_checksums_path(root)}")
-    n = unpack(dest, a, root)
     log(f"{a.name}: {n} images in {target}")
     if not keep:
         dest.unlink()
