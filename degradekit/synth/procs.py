@@ -79,6 +79,7 @@ def worker_init(every: float = 0.5) -> None:
 
 
 def _raise_terminated(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not interrupt the clean-up
     raise Terminated()
 
 
