@@ -339,3 +339,21 @@ def test_full_disk_says_no_space_and_leaves_no_probe(photos, tmp_path):
         line, = r.output.strip().splitlines()
         assert "no space left" in line and "not writable" not in line, line
         assert not list(out.glob(".degradekit-probe-*"))
+
+
+def test_lock_ranges_overlap_whenever_shard_blocks_do():
+    from fractions import Fraction
+
+    from degradekit.synth.run import _lock_range, part_shards
+
+    parts = [None] + [(i, n) for n in range(1, 9) for i in range(1, n + 1)]
+    for a in parts:
+        for b in parts:
+            (s1, l1), (s2, l2) = _lock_range(a), _lock_range(b)
+            ranges = s1 < s2 + l2 and s2 < s1 + l1
+            fa = (Fraction((a or (1, 1))[0] - 1, (a or (1, 1))[1]), Fraction(*(a or (1, 1))))
+            fb = (Fraction((b or (1, 1))[0] - 1, (b or (1, 1))[1]), Fraction(*(b or (1, 1))))
+            assert ranges == (fa[0] < fb[1] and fb[0] < fa[1]), (a, b)  # exactly the fractions' overlap
+            for n_shards in range(1, 30):
+                if set(part_shards(n_shards, a)) & set(part_shards(n_shards, b)):
+                    assert ranges, (a, b, n_shards)  # overlapping work is always excluded
