@@ -152,7 +152,8 @@ def expand_urls(specs: str | Sequence[str], *, warn: Callable[[str], None] | Non
     (``shards/shard-{000000..000009}.tar``), a file, ``pipe:CMD`` (tar bytes on CMD's stdout) or an http(s) URL.
     Only a spec as typed may be ``pipe:`` or a URL: whatever a directory scan, glob or brace range finds is a
     plain file path. Non-regular files (FIFO, device, socket) and second names of one file (a symlink, a link
-    loop in a glob) are skipped with one ``warn`` line each (default: stderr). Raises ShardError for a path that does not exist, a directory/glob without tar files, or nothing left.
+    loop in a glob) are skipped with one ``warn`` line each (default: stderr). Raises ShardError for a path that
+    does not exist, a directory/glob without tar files, or nothing left.
     """
     if isinstance(specs, (str, os.PathLike)):
         specs = [specs]
