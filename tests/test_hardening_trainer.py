@@ -317,3 +317,54 @@ def _umask() -> int:
     m = os.umask(0)
     os.umask(m)
     return m
+
+
+def _shards_with_corrupt(d: Path, bad_keys: set[int], n: int = 12) -> list[str]:
+    from test_trainer_fixtures import make_samples
+    from trainer.data import write_shard
+    d.mkdir(parents=True, exist_ok=True)
+    samples = make_samples(n, hr_size=96)
+    for i in bad_keys:
+        samples[i][1]["lr0.png"] = samples[i][1]["lr1.png"] = b"not a png"
+    paths = []
+    for s in range(0, n, 4):
+        p = d / f"shard-{s // 4:06d}.tar"
+        write_shard(p, samples[s:s + 4])
+        paths.append(str(p))
+    return paths
+
+
+def test_corrupt_samples_are_skipped_counted_and_stop_past_the_threshold(tmp_path):
+    shards = _shards_with_corrupt(tmp_path / "s", {5, 9})
+    cfg = tmp_path / "order.toml"           # stream order: sample 5 falls in batch 3, sample 9 in batch 5
+    cfg.write_text("[data]\nshuffle_shards = false\nshuffle_buffer = 0\n")
+    out, d = tmp_path / "run", tmp_path / "run" / "esrnet"
+    r = run("fit", *shards, "--out", out, "--iters", "6", "--config", cfg, "--max-bad-samples", "1",
+            *TINY[:TINY.index("--workers")], "--workers", "1", *TINY[TINY.index("--workers") + 2:])
+    assert r.exit_code == 1, r.output
+    errors = [x for x in r.output.strip().splitlines() if not x.startswith("[")]
+    assert len(errors) == 1 and "Traceback" not in r.output, r.output
+    assert "2 corrupt or mismatched samples skipped, more than data.max_bad_samples = 1" in errors[0]
+    assert "step-0000004.pth" in errors[0] and "000000009.lr" in errors[0], errors[0]
+    ck = load_checkpoint(d / "checkpoints" / "step-0000004.pth")
+    assert ck["bad_samples"] == 1
+    log = (d / "train.log").read_text()
+    assert "warning: skipped a sample:" in log and "shard-000001.tar" in log and "000000005.lr" in log
+    rows = [json.loads(x) for x in (d / "train.jsonl").read_text().splitlines()]
+    assert [x["bad_samples"] for x in rows] == [0, 0, 1, 1]
+    # a higher threshold is an option that may change on resume: the run goes on from the same step
+    r = run("fit", *shards, "--out", out, "--iters", "6", "--resume", d, "--max-bad-samples", "5",
+            *TINY[:TINY.index("--workers")], "--workers", "1", *TINY[TINY.index("--workers") + 2:])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in (d / "train.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in rows] == [1, 2, 3, 4, 5, 6] and rows[-1]["bad_samples"] == 2
+
+
+def test_a_fatal_data_error_in_a_loader_worker_is_one_line(tmp_path):
+    shards = _shards_with_corrupt(tmp_path / "s", set(range(12)))
+    r = run("fit", *shards, "--out", tmp_path / "run", "--iters", "2",
+            *TINY[:TINY.index("--workers")], "--workers", "1", *TINY[TINY.index("--workers") + 2:])
+    assert r.exit_code == 1, r.output
+    errors = [x for x in r.output.strip().splitlines() if not x.startswith("[")]
+    assert len(errors) == 1 and "Traceback" not in r.output and "Caught" not in r.output, r.output
+    assert "shard-00000" in errors[0] and "nothing to save" in errors[0], errors[0]

@@ -147,3 +147,38 @@ def test_infer_retries_with_smaller_tiles_when_out_of_memory(tmp_path, monkeypat
     assert r.exit_code == 0, r.output
     assert tiles == [0, 512, 256] and "retrying with --tile 256" in r.output
     assert cv2.imread(str(tmp_path / "o" / "a_out.png")).shape == (160, 192, 3)
+
+
+def _pair_folders(root, n=6, hr_size=64):
+    from test_trainer_fixtures import make_samples
+    (root / "hr").mkdir(parents=True)
+    (root / "lr").mkdir()
+    for key, f in make_samples(n, hr_size=hr_size, variants=1):
+        (root / "hr" / f"{key}.png").write_bytes(f["hr.png"])
+        (root / "lr" / f"{key}.png").write_bytes(f["lr0.png"])
+    return root / "hr", root / "lr"
+
+
+def test_fit_on_paired_folders_resume_and_validation(tmp_path):
+    hr, lr = _pair_folders(tmp_path / "pairs")
+    vhr, vlr = _pair_folders(tmp_path / "val", n=2)
+    out = tmp_path / "run"
+    r = run("fit", "--pairs", hr, lr, "--out", out, "--iters", "2", "--val-pairs", vhr, vlr, "--val-every", "2", *TINY)
+    assert r.exit_code == 0, r.output
+    assert "6 pair(s)" in r.output and "val PSNR" in r.output
+    r = run("fit", "--pairs", hr, lr, "--out", out, "--iters", "3", "--resume", out / "esrnet", *TINY)
+    assert r.exit_code == 0, r.output
+    assert load_checkpoint(out / "esrnet" / "checkpoints" / "step-0000003.pth")["step"] == 3
+    meta = tmp_path / "meta.txt"            # Real-ESRGAN's paired meta_info: a subset of the pairs
+    meta.write_text("".join(f"{k}.png, {k}.png\n" for k in ("000000000", "000000001", "000000002")))
+    r = run("fit", "--pairs", hr, lr, "--meta-info", meta, "--out", tmp_path / "m", "--iters", "1", *TINY)
+    assert r.exit_code == 0 and "3 pair(s)" in r.output, r.output
+    # bad input: one line, nothing written
+    (lr / "000000004.png").unlink()
+    r = run("fit", "--pairs", hr, lr, "--out", tmp_path / "bad", "--iters", "1", *TINY)
+    assert r.exit_code == 1 and "000000004" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "bad").exists()
+    r = run("fit", tmp_path / "x.tar", "--pairs", hr, lr, "--out", tmp_path / "bad", *TINY)
+    assert r.exit_code == 2 and "give SHARDS or --pairs HR LR" in r.output
+    r = run("fit", "--out", tmp_path / "bad", *TINY)
+    assert r.exit_code == 2 and "give SHARDS or --pairs HR LR" in r.output
