@@ -230,3 +230,24 @@ def test_a_corrupt_pair_is_skipped_and_reported_with_both_names(data, tmp_path):
     after = got[keys.index("000000005")]
     assert int(after["skipped"][0]) == 1 and str(lr / "000000004.png") in after["skip_msg"][0]
     assert int(after["index"][0]) == 5            # the skipped pair counts as consumed
+
+
+@pytest.mark.slow
+def test_fit_on_pairs_trains_exactly_as_on_the_shards_they_came_from(data, tmp_path):
+    """`trainer fit` on the export (folders and LMDB) ends with the weights of the run on the one-sample shards."""
+    from dataclasses import replace
+
+    from safetensors.torch import load_file
+
+    from trainer.config import preset
+    from trainer.train import fit
+    cfg = preset("realesrgan", "esrnet")
+    cfg = replace(cfg, stage=replace(cfg.stage, iters=3),
+                  net=replace(cfg.net, num_feat=8, num_block=1, num_grow_ch=4),
+                  data=replace(cfg.data, gt_size=32, batch_size=2, num_workers=2, shuffle_buffer=4))
+    fit(data["one"], cfg=cfg, out=tmp_path / "shards", tensorboard=False)
+    want = load_file(str(tmp_path / "shards" / "esrnet" / "net_g_ema.safetensors"))
+    for i, src in enumerate(_sources(data)):
+        fit(None, cfg=cfg, out=tmp_path / f"pairs{i}", pairs=src, tensorboard=False)
+        got = load_file(str(tmp_path / f"pairs{i}" / "esrnet" / "net_g_ema.safetensors"))
+        assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want), src.kind
