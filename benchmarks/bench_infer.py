@@ -49,8 +49,9 @@ def _pair(lr_size: int) -> tuple[np.ndarray, np.ndarray]:
     import skimage.data
     img = skimage.data.astronaut()
     hr_size = 4 * lr_size
-    c = min(hr_size, 512)
-    hr = img[20:20 + c, 130:130 + c]
+    c = min(hr_size, 512)                              # the photo is 512x512: larger HRs are upsampled crops
+    y0, x0 = min(20, 512 - c), min(130, 512 - c)
+    hr = img[y0:y0 + c, x0:x0 + c]
     hr = cv2.resize(hr, (hr_size, hr_size), interpolation=cv2.INTER_CUBIC) if c != hr_size else hr
     lr = cv2.resize(hr, (lr_size, lr_size), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(hr), np.ascontiguousarray(lr)

@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:          # runnable from a bare checkout (no `pip install -e .`)
+    sys.path.insert(0, str(REPO))
 
 # full size (the published x4 recipe) and the --smoke sizes (CPU, seconds)
 FULL = {"num_feat": 64, "num_block": 23, "num_grow_ch": 32, "d_num_feat": 64, "batch": 12, "gt": 256,
@@ -511,7 +513,8 @@ class Check:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--out", default="gpu_check.json", help="JSON file of figures (rewritten after each section)")
-    ap.add_argument("--smoke", action="store_true", help="tiny sizes (CPU): check that every section works")
+    ap.add_argument("--smoke", "--dry-run", dest="smoke", action="store_true",
+                    help="tiny sizes (CPU): check that every section works")
     ap.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     ap.add_argument("--budget", type=float, default=450.0, help="seconds for the whole run (sections past it are "
                                                                 "skipped; default 450 = 7.5 min)")

@@ -114,8 +114,7 @@ def to_esrgan(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
                 out[f"model.{_NAME_TOP[head]}.{kind}"] = v
             else:
                 raise ValueError(f"not an RRDBNet key: {k!r}")
-    order = {k: i for i, k in enumerate(sorted(out, key=_esrgan_order))}
-    return dict(sorted(out.items(), key=lambda kv: order[kv[0]]))
+    return {k: out[k] for k in sorted(out, key=_esrgan_order)}
 
 
 def _esrgan_order(key: str) -> tuple:

@@ -34,7 +34,8 @@ def export(weights, onnx_path, st_path, pth_path, layout, opset, check):
         for path in (st_path, pth_path):
             if path:
                 res = export_weights(weights, path, layout=layout)
-                click.echo(f"wrote {path} ({layout} layout, x{res['scale']}, {res['num_block']} blocks)")
+                nb = res["num_block"]
+                click.echo(f"wrote {path} ({layout} layout, x{res['scale']}, {nb} block{'s' * (nb != 1)})")
         if onnx_path:
             try:
                 import onnx  # noqa: F401 - the exporter needs it
