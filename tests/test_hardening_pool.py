@@ -159,3 +159,21 @@ def test_pool_build_skips_a_fifo_source_without_blocking(base, tmp_path):
     rej = {r["item"]: r["reason"] for r in meta["rejected"] if r["kind"] == "source"}
     assert rej == {"fifo.png": "not a regular file (a FIFO)", "zero.png": "not a regular file (a character device)"}
     assert meta["counts"]["sources_ok"] == 1
+
+
+@pytest.mark.slow
+def test_pool_build_on_a_full_disk_is_one_line(tmp_path):
+    from degradekit.imageio import write_png
+    from test_hardening_synth import tmpfs
+
+    src = tmp_path / "src"
+    src.mkdir()
+    flat = np.clip(np.rint(128 + np.random.default_rng(1).normal(0, 2, (256, 256, 3))), 0, 255).astype(np.uint8)
+    write_png(src / "flat.png", flat)  # 256 flat 16-px patches: far more than 48 kB of noise PNGs
+    with tmpfs(tmp_path / "m", "48k") as out:
+        r = CliRunner().invoke(cli, ["pool", "build", "--src", str(src), "--out", str(out), "--no-kernels",
+                                     "--noise-patch", "16", "--workers", "1"])
+        assert r.exit_code == 1 and isinstance(r.exception, SystemExit), (r.output, r.exception)
+        errs = [ln for ln in r.output.splitlines() if ln.startswith("Error:")]
+        assert len(errs) == 1 and "No space left on device" in errs[0] and "Traceback" not in r.output, r.output
+        assert not [p for p in out.rglob("*") if ".tmp-" in p.name]
