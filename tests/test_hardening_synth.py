@@ -357,3 +357,25 @@ def test_lock_ranges_overlap_whenever_shard_blocks_do():
             for n_shards in range(1, 30):
                 if set(part_shards(n_shards, a)) & set(part_shards(n_shards, b)):
                     assert ranges, (a, b, n_shards)  # overlapping work is always excluded
+
+
+@pytest.mark.slow
+def test_source_overwritten_during_a_two_worker_run_is_one_line(tmp_path):
+    out = tmp_path / "o"
+    job = _big_job(tmp_path)
+    last = tmp_path / "big" / "sub" / "p3.JPG"  # the last source in sorted order: rendered last
+    proc = _start(["synth", *job, "--workers", "2"], out)
+    try:
+        _wait_for(lambda: (out / "shard-000001.tar").exists(), what="the first shards")
+        data = bytearray(last.read_bytes())
+        data[-20] ^= 0xFF  # other bytes, same size
+        last.write_bytes(bytes(data))
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, err
+    line, = err.strip().splitlines()
+    assert line.startswith(f"Error: {last}: sha256") and "changed since the sample list was made" in line, line
+    assert not [p for p in out.iterdir() if ".tmp" in p.name]
+    for p in out.glob("shard-*.tar"):
+        assert verify_shard(p, samples=6, variants=1) == [], p
