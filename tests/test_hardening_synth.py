@@ -279,11 +279,12 @@ def test_symlink_loop_uses_each_photo_once_in_glob_and_folder_forms(photos, tmp_
     (d / "sub" / "b.png").write_bytes(files[1].read_bytes())
     os.symlink(".", d / "loop")
     os.symlink("a.png", d / "same.png")  # one photo under two names
-    for spec in (f"{d}/**/*.png", str(d), f"{d}/*/*.png"):
+    for spec in (f"{d}/**/*.png", str(d), f"{d}/*/*.png", f"{d}/**"):
         ss = resolve_sources(spec)
         real = [os.path.realpath(f) for f in ss.files]
         assert len(real) == len(set(real)), (spec, ss.rels)
     assert resolve_sources(f"{d}/**/*.png").rels == resolve_sources(str(d)).rels == ("a.png", "sub/b.png")
+    assert resolve_sources(f"{d}/**").rels == ("a.png", "sub/b.png")
     r1 = CliRunner().invoke(cli, ["synth", "--src", f"{d}/**/*.png", "--out", str(tmp_path / "x"), "--dry-run",
                                   *FAST])
     r2 = CliRunner().invoke(cli, ["synth", "--src", str(d), "--out", str(tmp_path / "x"), "--dry-run", *FAST])

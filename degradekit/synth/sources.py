@@ -167,6 +167,8 @@ def _glob_no_loops(pattern: str) -> list[Path]:
     k = next(i for i, c in enumerate(parts) if _glob.has_magic(c))
     base = Path(*parts[:k]) if k else Path(".")
     rest = "/".join(parts[k:])
+    if parts[-1] == "**":  # glob.glob's trailing "**" also yields files; pathlib's only folders
+        rest += "/*"
     if not base.is_dir():
         return []
     out = []
