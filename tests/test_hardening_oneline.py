@@ -175,3 +175,20 @@ def test_written_files_have_the_usual_mode(tmp_path, umask):
     assert want == 0o666 & ~umask
     for name in ("a.json", "b.png", "shard-000000.tar"):
         assert (tmp_path / name).stat().st_mode & 0o777 == want, name
+
+
+def test_a_fifo_in_place_of_a_shard_is_reported_not_waited_on(dataset, tmp_path):
+    from degradekit.synth.shards import ShardFormatError, iter_samples, verify_shard
+
+    out = tmp_path / "f"
+    shutil.copytree(dataset, out)
+    shard = out / "shard-000000.tar"
+    shard.unlink()
+    os.mkfifo(shard)
+    assert verify_shard(shard) == [f"{shard}: not a regular file (a FIFO)"]
+    with pytest.raises(ShardFormatError, match="not a regular file"):
+        next(iter_samples(shard))
+    r = CliRunner().invoke(cli, ["replay", str(out), "1", "--stored-hr"])
+    _one_line(r, "not a regular file")
+    r = CliRunner().invoke(cli, ["inspect", str(out), "--verify"])
+    assert r.exit_code != 0 and "not a regular file (a FIFO)" in r.output, r.output

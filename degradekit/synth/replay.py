@@ -58,7 +58,8 @@ def find_sample(folder, key: str, manifest: dict) -> tuple[Path, dict]:
         return exported
     path = Path(folder) / shard_name(index // manifest["shard_size"])
     if not path.is_file():
-        raise ReplayError(f"{path}: missing (sample {key} lives in it)")
+        what = "not a regular file" if path.exists() else "missing"
+        raise ReplayError(f"{path}: {what} (sample {key} lives in it)")
     want = f"{index:09d}"
     for k, fields in iter_samples(path):
         if k == want:

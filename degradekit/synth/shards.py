@@ -94,8 +94,26 @@ class ShardWriter:
             pass
 
 
+def _regular(path) -> str | None:
+    """None for a regular file, else why not (a FIFO named shard-*.tar would block tarfile.open forever)."""
+    import stat
+
+    from ..fsutil import file_kind
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        return e.strerror or str(e)
+    return None if stat.S_ISREG(mode) else f"not a regular file ({file_kind(mode)})"
+
+
 def file_sha256(path, bufsize: int = 1 << 20) -> tuple[int, str]:
-    """(size, sha256 hex) of a file, streamed."""
+    """(size, sha256 hex) of a regular file, streamed (NotRegularFile for anything else)."""
+    from ..fsutil import NotRegularFile
+
+    why = _regular(path)
+    if why is not None and why.startswith("not a regular"):
+        raise NotRegularFile(22, why, str(path))
     h, n = hashlib.sha256(), 0
     with open(path, "rb") as f:
         while True:
@@ -109,6 +127,9 @@ def file_sha256(path, bufsize: int = 1 << 20) -> tuple[int, str]:
 
 def iter_samples(path):
     """Yield ``(key, {ext: bytes})`` for each sample of a shard, in order. Raises ShardFormatError."""
+    why = _regular(path)
+    if why is not None and why.startswith("not a regular"):
+        raise ShardFormatError(f"{path}: {why}")
     key, fields = None, {}
     try:
         with tarfile.open(path, mode="r:") as tar:
@@ -141,6 +162,9 @@ def verify_shard(path, *, sha256: str | None = None, samples: int | None = None,
     ``lr0..lr{variants-1}.*`` in sorted order, consecutive keys from ``first_index``.
     """
     problems = []
+    why = _regular(path)
+    if why is not None:
+        return [f"{path}: {why}"] if why.startswith("not a regular") else [f"{path}: cannot read: {why}"]
     if sha256 is not None:
         _, got = file_sha256(path)
         if got != sha256:
