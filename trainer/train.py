@@ -192,6 +192,51 @@ def validate_model(net: torch.nn.Module, urls, *, device: torch.device, scale: i
             "val_psnr_bicubic": float(a[:, 2].mean()), "val_samples": len(rows)}
 
 
+def _prepare_run_folder(run_dir: Path, ck_dir: Path, later: list[Path], resume, step: int, notes: list[str],
+                        cfg: TrainConfig):
+    """Create RUN/<stage>/, remove leftovers of a killed save, move superseded checkpoints (--force), drop
+    train.jsonl rows after the resumed step, write config.toml; returns (train.log, train.jsonl) opened to append.
+    OSErrors propagate (the caller words them)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    leftovers = [p for p in (*run_dir.glob("*.tmp"), *ck_dir.glob("*.tmp")) if p.is_file()]
+    if (run_dir / ".staging").exists():
+        leftovers += list((run_dir / ".staging").iterdir())
+        shutil.rmtree(run_dir / ".staging", ignore_errors=True)
+    for p in leftovers:
+        p.unlink(missing_ok=True)
+    if leftovers:
+        notes.append(f"removed {len(leftovers)} file(s) of an interrupted save: "
+                     + ", ".join(p.name for p in leftovers[:4]))
+    if later:                         # --force: the later checkpoints are kept aside, never overwritten
+        sup = run_dir / "superseded"
+        sup.mkdir(exist_ok=True)
+        for p in later:
+            for f in (p, run_dir / f"net_g_{p.stem[5:]}.pth"):
+                if f.is_file():
+                    dst, i = sup / f.name, 1
+                    while dst.exists():
+                        dst, i = sup / f"{f.name}.{i}", i + 1
+                    os.replace(f, dst)
+        notes.append(f"moved {len(later)} later checkpoint(s) to {sup}")
+    jsonl_path = run_dir / "train.jsonl"
+    if resume and jsonl_path.is_file():     # rows after the checkpoint are re-done: drop them, no repeats
+        keep, dropped = [], 0
+        for line in jsonl_path.read_text(encoding="utf-8").splitlines(keepends=True):
+            try:
+                ok = int(json.loads(line)["step"]) <= step
+            except (ValueError, KeyError, TypeError):
+                ok = False            # a half-written last row of a killed run
+            if ok:
+                keep.append(line if line.endswith("\n") else line + "\n")
+            else:
+                dropped += 1
+        if dropped:
+            _write_lines(jsonl_path, keep)
+            notes.append(f"train.jsonl: dropped {dropped} row(s) after step {step} (re-done from the checkpoint)")
+    (run_dir / "config.toml").write_text(dump_config(cfg), encoding="utf-8")
+    return (open(run_dir / "train.log", "a", encoding="utf-8"), open(run_dir / "train.jsonl", "a", encoding="utf-8"))
+
+
 def fit(shards, *, cfg: TrainConfig, out: str | os.PathLike, val_shards=None, pairs=None, val_pairs=None,
         init: str | None = None, init_d: str | None = None, resume: str | None = None, force: bool = False,
         vgg_weights: str | None = None, device: str | None = None, tensorboard: bool = True,
@@ -396,53 +441,34 @@ def _fit(shards, *, cfg, out, val_shards, pairs, val_pairs, init, init_d, resume
     d_frozen = net_d                          # G step: gradients flow through D's module, D's weights frozen
 
     # ------------------------------------------------------------------ run folder: tidy up, then log
-    if master:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        leftovers = [p for p in (*run_dir.glob("*.tmp"), *ck_dir.glob("*.tmp")) if p.is_file()]
-        if (run_dir / ".staging").exists():
-            leftovers += list((run_dir / ".staging").iterdir())
-            shutil.rmtree(run_dir / ".staging", ignore_errors=True)
-        for p in leftovers:
-            p.unlink(missing_ok=True)
-        if leftovers:
-            notes.append(f"removed {len(leftovers)} file(s) of an interrupted save: "
-                         + ", ".join(p.name for p in leftovers[:4]))
-        if later:                         # --force: the later checkpoints are kept aside, never overwritten
-            sup = run_dir / "superseded"
-            sup.mkdir(exist_ok=True)
-            for p in later:
-                for f in (p, run_dir / f"net_g_{p.stem[5:]}.pth"):
-                    if f.is_file():
-                        dst, i = sup / f.name, 1
-                        while dst.exists():
-                            dst, i = sup / f"{f.name}.{i}", i + 1
-                        os.replace(f, dst)
-            notes.append(f"moved {len(later)} later checkpoint(s) to {sup}")
-        jsonl_path = run_dir / "train.jsonl"
-        if resume and jsonl_path.is_file():     # rows after the checkpoint are re-done: drop them, no repeats
-            keep, dropped = [], 0
-            for line in jsonl_path.read_text(encoding="utf-8").splitlines(keepends=True):
-                try:
-                    ok = int(json.loads(line)["step"]) <= step
-                except (ValueError, KeyError, TypeError):
-                    ok = False            # a half-written last row of a killed run
-                if ok:
-                    keep.append(line if line.endswith("\n") else line + "\n")
-                else:
-                    dropped += 1
-            if dropped:
-                _write_lines(jsonl_path, keep)
-                notes.append(f"train.jsonl: dropped {dropped} row(s) after step {step} (re-done from the checkpoint)")
-    log_file = open(run_dir / "train.log", "a", encoding="utf-8") if master else None
+    try:
+        log_file, jsonl = _prepare_run_folder(run_dir, ck_dir, later, resume, step, notes, cfg) if master \
+            else (None, None)
+    except OSError as e:
+        raise TrainingError(f"{e.filename or run_dir}: cannot prepare the run folder: {e.strerror or e}") from None
     bar = None
+    log_failed = []
 
     def log(msg: str) -> None:
         if not master:
             return
         line = f"[{time.strftime('%H:%M:%S')}] {msg}"
         (bar.write(line, file=sys.stderr) if bar is not None else print(line, file=sys.stderr, flush=True))
-        log_file.write(line + "\n")
-        log_file.flush()
+        if not log_failed:
+            try:
+                log_file.write(line + "\n")
+                log_file.flush()
+            except OSError as e:         # e.g. a full disk: keep training, the next checkpoint says it in one line
+                log_failed.append(e)
+                print(f"warning: {run_dir / 'train.log'}: cannot write ({e.strerror}); logging to the terminal only",
+                      file=sys.stderr, flush=True)
+
+    def write_row(row: dict) -> None:
+        try:
+            jsonl.write(json.dumps(row) + "\n")
+            jsonl.flush()
+        except OSError as e:
+            log(f"warning: {run_dir / 'train.jsonl'}: cannot write row of step {row['step']} ({e.strerror})")
 
     for n in notes:
         log(n)
@@ -464,10 +490,8 @@ def _fit(shards, *, cfg, out, val_shards, pairs, val_pairs, init, init_d, resume
     batches = None
 
     # ------------------------------------------------------------------ logging
-    jsonl = open(run_dir / "train.jsonl", "a", encoding="utf-8") if master else None
     tb = None
     if master:
-        (run_dir / "config.toml").write_text(dump_config(cfg), encoding="utf-8")
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -679,8 +703,7 @@ def _fit(shards, *, cfg, out, val_shards, pairs, val_pairs, init, init_d, resume
                            **{k: v / n_sum for k, v in sums.items()}, "bad_samples": bad}
                     summary.update(row)
                     if master:
-                        jsonl.write(json.dumps(row) + "\n")
-                        jsonl.flush()
+                        write_row(row)
                         if tb is not None:
                             for k, v in row.items():
                                 if k != "step":
@@ -702,8 +725,7 @@ def _fit(shards, *, cfg, out, val_shards, pairs, val_pairs, init, init_d, resume
                                              save_dir=run_dir / "val" / f"step-{step:07d}",
                                              save_images=cfg.val_images, limit=val_limit)
                         summary.update(res)
-                        jsonl.write(json.dumps({"step": step, **res}) + "\n")
-                        jsonl.flush()
+                        write_row({"step": step, **res})
                         if tb is not None:
                             for k, v in res.items():
                                 tb.add_scalar(f"val/{k}", v, step)
