@@ -143,3 +143,29 @@ def test_infer_1024(benchmark, tile):
 
     benchmark.group = "trainer-infer-1024-x4-tiny"
     benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=0)
+
+
+@pytest.mark.parametrize("durable", [False, True], ids=["torch.save", "save_checkpoint-fsync"])
+def test_checkpoint_save_full_size(benchmark, tmp_path, durable):
+    """Writing a full-size x4 ESRNet checkpoint (G, EMA and both Adam moments: 4 x 16.7M float32, ~268 MB):
+    a bare ``torch.save`` to a path vs ``save_checkpoint`` (plain types, a file object, fsync, rename, fsync of
+    the folder) -- the cost of durability per save."""
+    from trainer.checkpoint import save_checkpoint
+    torch.manual_seed(0)
+    sd = RRDBNet().state_dict()
+    ck = {"params": sd, "params_ema": {k: v.clone() for k, v in sd.items()},
+          "optim_g": {"state": {i: {"step": torch.tensor(1.0), "exp_avg": torch.zeros_like(v),
+                                    "exp_avg_sq": torch.zeros_like(v)} for i, v in enumerate(sd.values())},
+                      "param_groups": [{"lr": 2e-4, "params": list(range(len(sd)))}]},
+          "step": 1, "config": {}, "data_position": [{"num_workers": 0, "workers": [[0, 1]], "next_worker": 0}]}
+    path = tmp_path / "step-0000001.pth"
+
+    def run():
+        if durable:
+            save_checkpoint(path, ck)
+        else:
+            torch.save(ck, path)
+
+    benchmark.group = "trainer-checkpoint-save-full-x4"
+    benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=1)
+    benchmark.extra_info["mb"] = round(path.stat().st_size / 2 ** 20, 1)
