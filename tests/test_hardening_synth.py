@@ -380,3 +380,24 @@ def test_source_overwritten_during_a_two_worker_run_is_one_line(tmp_path):
     assert not [p for p in out.iterdir() if ".tmp" in p.name]
     for p in out.glob("shard-*.tar"):
         assert verify_shard(p, samples=6, variants=1) == [], p
+
+
+@pytest.mark.slow
+def test_ctrl_c_to_the_process_group_is_one_line_exit_130(tmp_path):
+    """A terminal's Ctrl-C reaches every process of the group: the workers stay quiet, the parent cleans up."""
+    out = tmp_path / "o"
+    proc = _start(["synth", *_big_job(tmp_path), "--workers", "2"], out, start_new_session=True)
+    kids = {}
+    try:
+        _wait_for(lambda: (out / "shard-000001.tar").exists(), what="the first shards")
+        kids = descendants(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        line, = err.strip().splitlines()
+        assert line.startswith("synth: interrupted;"), err
+        assert not survivors(kids)
+        assert not [p for p in out.iterdir() if ".tmp" in p.name]
+    finally:
+        proc.kill()
+        _kill_all(kids)
