@@ -20,7 +20,8 @@ _EXIT_DOC = "Exit status: 0 all inputs used, 3 finished but some inputs were ski
 @click.option("--config", "config_file", default=None, type=click.Path(dir_okay=False),
               help="Degradation config (TOML); see `degradekit config show`.")
 @click.option("--preset", "preset_name", default=None,
-              help="Named degradation preset [default: realesrgan]; `realsr` (with --pool) for the RealSR "
+              help="Named degradation preset [default: realesrgan]: `realesrgan`, `realesrgan-x2`, `realworld`, "
+                   "`realworld-x2` (the mixed codecs/filters vocabulary); `realsr` (with --pool) for the RealSR "
                    "pipeline of Ji et al.; `bsrgan`, `bsrgan-x2`, `bsrgan-x3`, `bsrgan-plus`, `bsrgan-plus-x2` "
                    "for the BSRGAN model.")
 @click.option("--pool", "pool_path", default=None, type=click.Path(file_okay=False),
