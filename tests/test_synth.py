@@ -278,6 +278,14 @@ def test_parts_and_manifest_merge(reference, photos, tmp_path):
                                  str(tmp_path / "x.json")])
     assert r.exit_code == 1 and "seed" in r.output
     assert not (tmp_path / "x.json").exists()
+    # a part rendered with other codec libraries may hold other bytes: refused, naming the library
+    bad = json.loads(Path(parts[1]).read_text())
+    bad["codecs"] = {**bad["codecs"], "libwebp": "0.0.1"}
+    Path(tmp_path / "bad.json").write_text(json.dumps(bad))
+    r = CliRunner().invoke(cli, ["manifest", "merge", parts[0], str(tmp_path / "bad.json"), "-o",
+                                 str(tmp_path / "x.json")])
+    assert r.exit_code == 1 and "codec libraries differ" in r.output and "libwebp" in r.output, r.output
+    assert not (tmp_path / "x.json").exists()
 
 
 # ------------------------------------------------------------------------------------------------ bad inputs

@@ -129,6 +129,11 @@ def merge_manifests(manifests: list[dict]) -> dict:
         if m["tool"]["version"] != first["tool"]["version"]:
             raise ManifestError(f"{m['_path']}: made by degradekit {m['tool']['version']}, "
                                 f"{first['_path']} by {first['tool']['version']}")
+        mc, fc = m.get("codecs") or {}, first.get("codecs") or {}
+        if mc != fc:  # a codec's bytes depend on its library version: parts must come from the same libraries
+            diff = ", ".join(f"{k} {fc.get(k)} vs {mc.get(k)}" for k in sorted(set(mc) | set(fc))
+                             if mc.get(k) != fc.get(k))
+            raise ManifestError(f"{m['_path']}: codec libraries differ from {first['_path']} ({diff})")
         if m["skipped"] != first["skipped"]:
             raise ManifestError(f"{m['_path']}: skipped inputs differ from {first['_path']}")
     seen: dict[int, str] = {}
