@@ -9,7 +9,8 @@ conv weights); they are converted to float32 (as that folder's README says) into
 does. Each case times ``trainer.infer.upscale`` (what the command runs per image; model load excluded, measured
 separately). ``extra_info`` records the output's PSNR against the HR crop and against bicubic, as a check that the
 output is a sensible upscale (bicubic-downscaled input, so PSNR near bicubic's is expected, not far above it).
-Sizes are LR input sizes; the x4plus net costs ~25 GFLOP per 64x64 input tile on CPU, hence the small images.
+Sizes are LR input sizes; the x4plus net costs ~36 MFLOP per LR pixel (146 GFLOP for 64x64), hence the small
+images on CPU.
 """
 from __future__ import annotations
 
