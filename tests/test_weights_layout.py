@@ -248,7 +248,6 @@ def test_cli_export_interp_infer_on_old_layout_files(tmp_path):
     assert o1.shape == (48, 64, 3) and np.array_equal(o1, cv2.imread(str(tmp_path / "o2" / "i_out.png")))
 
 
-@pytest.mark.slow
 def test_fit_init_from_an_old_layout_file(tmp_path):
     from test_trainer_fixtures import make_shards
     shards = make_shards(tmp_path / "s", n=4, shard_size=2, hr_size=64)
