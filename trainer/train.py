@@ -47,8 +47,9 @@ class TrainingInterrupted(TrainingError):
         self.signum = signum
 
 
-class _Stop(Exception):
-    """Raised by the signal handler while the loop waits for a batch (no step in progress)."""
+class _Stop(BaseException):
+    """Raised by the signal handler while the loop waits for a batch (no step in progress). A BaseException,
+    so that no ``except Exception`` on the way (torch's DataLoader has one around its queue read) intercepts it."""
 
 
 class _Signals:
