@@ -210,3 +210,35 @@ def test_infer_precision_flags_on_cpu(tmp_path):
     assert r.exit_code == 0 and "needs CUDA" not in r.output
     assert np.array_equal(cv2.imread(str(tmp_path / "o" / "a_out.png")), cv2.imread(str(tmp_path / "o2" / "a_out.png")))
     assert "fp16 is the default on CUDA" in " ".join(_run("infer", "--help").output.split())
+
+
+def test_infer_full_disk_is_one_line_and_leaves_no_temporary(tmp_path, monkeypatch):
+    _, w = _weights(tmp_path)
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(tmp_path / name), skimage.data.chelsea()[:12, :16, ::-1])
+    import builtins
+
+    import trainer.infer as ti
+
+    class Full:                       # the file fills up after a few bytes
+        def __init__(self, f):
+            self.fh = builtins.open(f, "wb")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+        def write(self, data):
+            self.fh.write(data[:10])
+            raise OSError(28, "No space left on device")
+
+    def fake_open(f, mode="r", *a, **kw):
+        return Full(f) if str(f).endswith("a_out.png.tmp") else builtins.open(f, mode, *a, **kw)
+
+    monkeypatch.setattr(ti, "open", fake_open, raising=False)
+    r = _run("infer", w, tmp_path / "a.png", tmp_path / "b.png", "--out", tmp_path / "o")
+    assert r.exit_code == 1 and "a.png: [Errno 28] No space left on device" in r.output
+    assert "Traceback" not in r.output and "1 of 2 image(s) failed" in r.output
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["b_out.png"]

@@ -51,10 +51,17 @@ def export_onnx(weights: str | os.PathLike, out: str | os.PathLike, *, opset: in
     m = {4: 1, 2: 2, 1: 4}[cfg["scale"]]
     dummy = torch.rand(1, 3, size, size + 2 * m, generator=torch.Generator().manual_seed(0))
     tmp = out.with_name(out.name + ".tmp")
-    torch.onnx.export(net, (dummy,), str(tmp), input_names=["lq"], output_names=["sr"], opset_version=opset,
-                      dynamic_axes={"lq": {0: "n", 2: "h", 3: "w"}, "sr": {0: "n", 2: "H", 3: "W"}},
-                      dynamo=False)
-    os.replace(tmp, out)
+    try:
+        torch.onnx.export(net, (dummy,), str(tmp), input_names=["lq"], output_names=["sr"], opset_version=opset,
+                          dynamic_axes={"lq": {0: "n", 2: "h", 3: "w"}, "sr": {0: "n", 2: "H", 3: "W"}},
+                          dynamo=False)
+        os.replace(tmp, out)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     res = {"checked": False, "path": str(out), **cfg}
     if check:
         try:

@@ -208,5 +208,13 @@ def write_image_any(path: str | os.PathLike, img: np.ndarray) -> None:
     if not ok:
         raise InferError(f"{p}: cannot encode as {p.suffix}")
     tmp = p.with_name(p.name + ".tmp")
-    buf.tofile(tmp)
-    os.replace(tmp, p)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(buf.tobytes())
+        os.replace(tmp, p)
+    except BaseException:             # a full disk or Ctrl-C: no temporary left, an older output untouched
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
