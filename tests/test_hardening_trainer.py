@@ -375,3 +375,118 @@ def test_a_fatal_data_error_in_a_loader_worker_is_one_line(tmp_path):
     errors = [x for x in r.output.strip().splitlines() if not x.startswith("[")]
     assert len(errors) == 1 and "Traceback" not in r.output and "Caught" not in r.output, r.output
     assert "shard-00000" in errors[0] and "nothing to save" in errors[0], errors[0]
+
+
+def _api_cfg(iters):
+    from dataclasses import replace
+    from trainer.config import preset
+    c = preset("realesrgan", "esrnet")
+    return replace(c, stage=replace(c.stage, iters=iters),
+                   net=replace(c.net, num_feat=8, num_block=1, num_grow_ch=4),
+                   data=replace(c.data, gt_size=32, batch_size=2, num_workers=0, shuffle_buffer=4),
+                   log_every=1, save_every=1000)
+
+
+@pytest.mark.parametrize("where", ["setup", "step", "wait"])
+def test_a_signal_in_each_phase_stops_at_a_consistent_step(shards, tmp_path, monkeypatch, where):
+    """In-process and deterministic: SIGINT/SIGTERM raised during setup (nothing saved), inside a step (the step
+    finishes, then it is saved) and while the loop waits for a batch (stops at once, the batch is not consumed);
+    the resumed run ends bit-identical to an uninterrupted one."""
+    import trainer.data as td
+    import trainer.train as tt
+    from trainer.train import TrainingInterrupted, fit
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    fit(shards, cfg=_api_cfg(5), out=tmp_path / "ref", tensorboard=False)
+    calls = {"n": 0}
+    if where == "setup":
+        real = tt.RRDBNet
+
+        def hook(*a, **kw):
+            signal.raise_signal(signal.SIGTERM)
+            return real(*a, **kw)
+        monkeypatch.setattr(tt, "RRDBNet", hook)
+    elif where == "step":
+        real = tt.losses.l1
+
+        def hook(*a):
+            calls["n"] += 1
+            if calls["n"] == 2:                  # inside step 2, after its batch was taken
+                signal.raise_signal(signal.SIGINT)
+            return real(*a)
+        monkeypatch.setattr(tt.losses, "l1", hook)
+    else:
+        real = td.ShardDataset.make_sample
+
+        def hook(self, *a):
+            calls["n"] += 1
+            if calls["n"] == 6:                  # the 3rd batch (2 samples each) is being read
+                signal.raise_signal(signal.SIGINT)
+            return real(self, *a)
+        monkeypatch.setattr(td.ShardDataset, "make_sample", hook)
+    with pytest.raises(TrainingInterrupted) as ei:
+        fit(shards, cfg=_api_cfg(5), out=tmp_path / "b", tensorboard=False)
+    monkeypatch.undo()
+    assert ei.value.signum == (signal.SIGTERM if where == "setup" else signal.SIGINT)
+    d = tmp_path / "b" / "esrnet"
+    saved = sorted((d / "checkpoints").glob("step-*.pth"))
+    if where == "setup":
+        assert "nothing saved" in str(ei.value) and not saved
+        fit(shards, cfg=_api_cfg(5), out=tmp_path / "b", tensorboard=False)
+    else:
+        assert [p.name for p in saved] == ["step-0000002.pth"], str(ei.value)
+        fit(shards, cfg=_api_cfg(5), out=tmp_path / "b", resume=str(d), tensorboard=False)
+    a = load_checkpoint(tmp_path / "ref" / "esrnet" / "checkpoints" / "step-0000005.pth")
+    b = load_checkpoint(d / "checkpoints" / "step-0000005.pth")
+    assert a["data_position"] == b["data_position"]
+    for part in ("params", "params_ema"):
+        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before    # handlers given back
+
+
+def _ddp_stop_worker(rank, world, port, shards, out, cfg, stop_rank, resume):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    import torch.distributed as dist
+    import trainer.train as tt
+    if rank == stop_rank:                     # SIGTERM reaches one rank only, inside its step 2
+        real, n = tt.losses.l1, {"c": 0}
+
+        def hook(*a):
+            n["c"] += 1
+            if n["c"] == 2:
+                signal.raise_signal(signal.SIGTERM)
+            return real(*a)
+        tt.losses.l1 = hook
+    try:
+        tt.fit(shards, cfg=cfg, out=out, device="cpu", resume=resume, tensorboard=False)
+    except tt.TrainingInterrupted as e:
+        Path(out, f"interrupted-{rank}").write_text(f"{e.signum} {e}")
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_ranks_stop_at_the_same_step_and_resume_exactly(shards, tmp_path):
+    import socket
+    import torch.multiprocessing as mp
+
+    def port():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    cfg = _api_cfg(4)
+    for out, stop, resume in ((tmp_path / "ref", -1, None), (tmp_path / "b", 1, None),
+                              (tmp_path / "b", -1, str(tmp_path / "b" / "esrnet"))):
+        mp.spawn(_ddp_stop_worker, args=(2, port(), shards, str(out), cfg, stop, resume), nprocs=2, join=True)
+        if stop == 1:                         # both ranks stopped, after the same step, one checkpoint of it
+            said = [(tmp_path / "b" / f"interrupted-{r}").read_text() for r in (0, 1)]
+            assert all(x.startswith("15 interrupted by SIGTERM at step 2") for x in said), said
+            ck = load_checkpoint(tmp_path / "b" / "esrnet" / "checkpoints" / "step-0000002.pth")
+            assert len(ck["data_position"]) == 2
+    a = load_checkpoint(tmp_path / "ref" / "esrnet" / "checkpoints" / "step-0000004.pth")
+    b = load_checkpoint(tmp_path / "b" / "esrnet" / "checkpoints" / "step-0000004.pth")
+    assert a["data_position"] == b["data_position"]
+    for part in ("params", "params_ema"):
+        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
