@@ -265,6 +265,15 @@ def _random_vgg(path: Path) -> None:
     torch.save(VGG19Features().state_dict(), path)   # torchvision key layout, random weights
 
 
+def fit_options(sz: dict, vgg: Path, device: str) -> list[str]:
+    """The `trainer fit` options of the fit / torchrun sections (the GAN stage, bf16 + channels_last)."""
+    return ["--stage", "esrgan", "--iters", str(sz["fit_iters"]), "--batch-size", str(sz["batch"]),
+            "--gt-size", str(sz["gt"]), "--num-feat", str(sz["num_feat"]), "--num-block", str(sz["num_block"]),
+            "--num-grow-ch", str(sz["num_grow_ch"]), "--vgg-weights", str(vgg), "--log-every",
+            str(sz["fit_log_every"]), "--save-every", str(10 * sz["fit_iters"]), "--no-tensorboard",
+            "--precision", "bf16", "--channels-last", "--device", device]
+
+
 _RUNNER = """import sys
 sys.path.insert(0, {repo!r})
 from trainer.commands.{mod} import {cmd} as c
@@ -399,11 +408,7 @@ class Check:
         vgg = self.tmp / "vgg19-random.pth"
         _random_vgg(vgg)
         workers = max(1, min(8, (os.cpu_count() or 2) - 2)) if not self.args.smoke else 1
-        common = ["--stage", "esrgan", "--iters", str(sz["fit_iters"]), "--batch-size", str(sz["batch"]),
-                  "--gt-size", str(sz["gt"]), "--num-feat", str(sz["num_feat"]), "--num-block", str(sz["num_block"]),
-                  "--num-grow-ch", str(sz["num_grow_ch"]), "--vgg-weights", str(vgg), "--log-every",
-                  str(sz["fit_log_every"]), "--save-every", str(10 * sz["fit_iters"]), "--no-tensorboard",
-                  "--precision", "bf16", "--channels-last", "--device", self.args.device]
+        common = fit_options(sz, vgg, self.args.device)
         run_fit = _runner(self.tmp, "fit", "fit")
         out = self.tmp / "fit"
         rc, log, dt = _run([sys.executable, str(run_fit), *shards, "--out", str(out), "--workers", str(workers),
