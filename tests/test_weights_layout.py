@@ -146,6 +146,9 @@ def test_safetensors_metadata_written_and_checked(tmp_path):
     save_file(sd, str(tmp_path / "arch.safetensors"), metadata={"arch": "SwinIR"})
     with pytest.raises(WeightError, match=r"arch.safetensors: metadata says arch 'SwinIR'"):
         load_generator(tmp_path / "arch.safetensors")
+    for name in ("ESRGAN", "RealESRGAN_x4plus", "rrdbnet"):      # other tools' names for this net pass
+        save_file(sd, str(tmp_path / "named.safetensors"), metadata={"arch": name, "num_feat": "8"})
+        assert load_generator(tmp_path / "named.safetensors")[1]["num_feat"] == 8
     save_file(sd, str(tmp_path / "plain.safetensors"))           # no metadata: read from the tensors
     assert load_generator(tmp_path / "plain.safetensors")[1]["num_block"] == 2
     (tmp_path / "bad.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")

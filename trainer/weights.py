@@ -133,7 +133,8 @@ def check_metadata(meta: dict[str, str] | None, cfg: dict[str, int]) -> None:
     if not meta:
         return
     arch = meta.get("arch")
-    if arch is not None and arch.lower() not in ("rrdbnet", "esrgan", "realesrgan"):
+    # tools name this net RRDBNet, ESRGAN, RealESRGAN_x4plus, ...: refuse only a name that is clearly another net
+    if arch is not None and not any(n in arch.lower() for n in ("rrdb", "esrgan")):
         raise ValueError(f"metadata says arch {arch!r}, not an RRDBNet")
     for f in META_FIELDS:
         if f not in meta:
