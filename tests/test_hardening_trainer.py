@@ -443,25 +443,32 @@ def test_a_signal_in_each_phase_stops_at_a_consistent_step(shards, tmp_path, mon
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before    # handlers given back
 
 
-def _ddp_stop_worker(rank, world, port, shards, out, cfg, stop_rank, resume):
+def _ddp_stop_worker(rank, world, port, shards, out, cfg, interrupt):
+    """One DDP run to the end; with ``interrupt``, first a run that one rank's SIGTERM stops, then its resume
+    (the process group is reused: one spawn for both)."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     import torch.distributed as dist
     import trainer.train as tt
-    if rank == stop_rank:                     # SIGTERM reaches one rank only, inside its step 2
-        real, n = tt.losses.l1, {"c": 0}
+    real, n = tt.losses.l1, {"c": 0}
 
-        def hook(*a):
-            n["c"] += 1
-            if n["c"] == 2:
-                signal.raise_signal(signal.SIGTERM)
-            return real(*a)
-        tt.losses.l1 = hook
+    def hook(*a):                             # SIGTERM reaches rank 1 only, inside its step 2
+        n["c"] += 1
+        if n["c"] == 2:
+            signal.raise_signal(signal.SIGTERM)
+        return real(*a)
     try:
-        tt.fit(shards, cfg=cfg, out=out, device="cpu", resume=resume, tensorboard=False)
-    except tt.TrainingInterrupted as e:
-        Path(out, f"interrupted-{rank}").write_text(f"{e.signum} {e}")
+        if interrupt:
+            if rank == 1:
+                tt.losses.l1 = hook
+            try:
+                tt.fit(shards, cfg=cfg, out=out, device="cpu", tensorboard=False)
+            except tt.TrainingInterrupted as e:
+                Path(out, f"interrupted-{rank}").write_text(f"{e.signum} {e}")
+            tt.losses.l1 = real
+        tt.fit(shards, cfg=cfg, out=out, device="cpu", tensorboard=False,
+               resume=str(Path(out) / "esrnet") if interrupt else None)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
@@ -477,16 +484,13 @@ def test_ddp_ranks_stop_at_the_same_step_and_resume_exactly(shards, tmp_path):
             s.bind(("127.0.0.1", 0))
             return s.getsockname()[1]
     cfg = _api_cfg(4)
-    for out, stop, resume in ((tmp_path / "ref", -1, None), (tmp_path / "b", 1, None),
-                              (tmp_path / "b", -1, str(tmp_path / "b" / "esrnet"))):
-        mp.spawn(_ddp_stop_worker, args=(2, port(), shards, str(out), cfg, stop, resume), nprocs=2, join=True)
-        if stop == 1:                         # both ranks stopped, after the same step, one checkpoint of it
-            said = [(tmp_path / "b" / f"interrupted-{r}").read_text() for r in (0, 1)]
-            assert all(x.startswith("15 interrupted by SIGTERM at step 2") for x in said), said
-            ck = load_checkpoint(tmp_path / "b" / "esrnet" / "checkpoints" / "step-0000002.pth")
-            assert len(ck["data_position"]) == 2
+    for out, interrupt in ((tmp_path / "ref", False), (tmp_path / "b", True)):
+        mp.spawn(_ddp_stop_worker, args=(2, port(), shards, str(out), cfg, interrupt), nprocs=2, join=True)
+    said = [(tmp_path / "b" / f"interrupted-{r}").read_text() for r in (0, 1)]
+    assert all(x.startswith("15 interrupted by SIGTERM at step 2") for x in said), said
+    assert not (tmp_path / "b" / "esrnet" / "checkpoints" / "step-0000003.pth").exists()
     a = load_checkpoint(tmp_path / "ref" / "esrnet" / "checkpoints" / "step-0000004.pth")
     b = load_checkpoint(tmp_path / "b" / "esrnet" / "checkpoints" / "step-0000004.pth")
-    assert a["data_position"] == b["data_position"]
+    assert len(b["data_position"]) == 2 and a["data_position"] == b["data_position"]
     for part in ("params", "params_ema"):
         assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part

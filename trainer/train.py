@@ -522,7 +522,11 @@ def _fit(shards, *, cfg, out, val_shards, pairs, val_pairs, init, init_d, resume
             dist.all_gather_object(all_pos, pos)
         else:
             all_pos = [pos]
-        if not master:
+        if not master:                    # wait for rank 0's files (and share its failure), then go on together
+            box = [None]
+            dist.broadcast_object_list(box, src=0)
+            if box[0]:
+                raise TrainingError(box[0])
             last_saved = step
             return None
         ckpt = {"params": net_g.state_dict(), "params_ema": net_g_ema.state_dict(),
@@ -565,8 +569,13 @@ def _fit(shards, *, cfg, out, val_shards, pairs, val_pairs, init, init_d, resume
             else:
                 why = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
             prev = ck_dir / f"step-{last_saved:07d}.pth"
-            raise TrainingError(f"{current}: cannot write checkpoint: {why}"
-                                + (f" (last good checkpoint: {prev})" if prev.is_file() else "")) from None
+            err = (f"{current}: cannot write checkpoint: {why}"
+                   + (f" (last good checkpoint: {prev})" if prev.is_file() else ""))
+            if ddp:
+                dist.broadcast_object_list([err], src=0)
+            raise TrainingError(err) from None
+        if ddp:
+            dist.broadcast_object_list([None], src=0)
         log(f"saved {path}" + (" (final)" if final else ""))
         return path
 
