@@ -189,6 +189,9 @@ def test_resume_refuses_changed_options_and_applies_the_others(shards, tmp_path)
     rows = [json.loads(x) for x in (d / "train.jsonl").read_text().splitlines()]
     assert [x["lr_g"] for x in rows if "l_pix" in x] == [2e-4, 2e-4, 1e-3, 1e-3]
     assert "lr_g = 0.001" in (d / "config.toml").read_text()
+    assert "trained on 3 shards, now 2 shards" not in r.output
+    r = run("fit", *shards[:2], "--out", out, "--resume", d, "--iters", "5", *TINY)     # another data set: said
+    assert r.exit_code == 0 and "trained on 3 shards, now 2 shards" in r.output, r.output
     ck = load_checkpoint(d / "checkpoints" / "step-0000004.pth")
     assert ck["optim_g"]["param_groups"][0]["lr"] == 1e-3 and ck["config"]["stage"]["optim"]["lr_g"] == 1e-3
 

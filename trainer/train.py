@@ -265,6 +265,8 @@ def _fit(shards, *, cfg, out, val_shards, pairs, val_pairs, init, init_d, resume
     st, lo, op = cfg.stage, cfg.stage.loss, cfg.stage.optim
     # ------------------------------------------------------------------ inputs first: nothing is written on error
     urls = None if pairs is not None else expand_urls(shards)
+    # what the data position points into: a different set on resume continues in another stream
+    source = {"kind": "pairs", "count": len(pairs)} if pairs is not None else {"kind": "shards", "count": len(urls)}
     val_src = val_pairs if val_pairs is not None else (expand_urls(val_shards) if val_shards else None)
     vgg_path = None
     if lo.perceptual_weight > 0:
@@ -407,6 +409,11 @@ def _fit(shards, *, cfg, out, val_shards, pairs, val_pairs, init, init_d, resume
             raise TrainingError(f"{resume}: does not fit its own config ({_load_error(e)})") from None
         step = int(ck["step"])
         bad = int(ck.get("bad_samples", 0))
+        was = ck.get("data_source")
+        if was and was != source:
+            notes.append(f"warning: the checkpoint was trained on {was['count']} {was['kind']}, now {source['count']} "
+                         f"{source['kind']}: the data position continues in a different stream (not bit-identical "
+                         "to an uninterrupted run)")
         positions = ck["data_position"]
         if len(positions) != world:
             raise TrainingError(f"{resume}: saved with {len(positions)} process(es), now {world}; "
@@ -535,7 +542,7 @@ def _fit(shards, *, cfg, out, val_shards, pairs, val_pairs, init, init_d, resume
                 "sched_g": sched_g.state_dict(), "sched_d": sched_d.state_dict() if sched_d else None,
                 "scaler_g": scaler_g.state_dict(), "scaler_d": scaler_d.state_dict(),
                 "step": step, "data_position": all_pos, "config": cfg.to_dict(),
-                "rng": {"torch": torch.get_rng_state()}, "bad_samples": bad}
+                "rng": {"torch": torch.get_rng_state()}, "bad_samples": bad, "data_source": source}
         name = f"{step:07d}"
         staging = run_dir / ".staging"
         path = ck_dir / f"step-{name}.pth"
