@@ -607,8 +607,9 @@ def _fit(shards, *, cfg, out, val_shards, pairs, val_pairs, init, init_d, resume
                 try:
                     batch = next(batches)
                 except ShardError as e:          # fatal data error (PairError too): keep the work, one line
-                    sig.waiting = False
-                    raise TrainingError(f"{e} ({stop_saving()})") from None
+                    sig.waiting = False            # (under DDP only this rank knows: no collective save)
+                    raise TrainingError(f"{e} ({stop_saving() if not ddp else 'last checkpoint: ' + str(ck_dir)})"
+                                        ) from None
                 sig.waiting = False
                 skipped = int(batch["skipped"].sum()) if "skipped" in batch else 0
                 if ddp:                          # every rank counts every rank's skips: they stop together
