@@ -133,19 +133,6 @@ def _file_mode() -> int:
     return 0o644
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return                              # e.g. a platform without directory fds
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_weights(path: str | os.PathLike, state: dict[str, torch.Tensor], *, ema: dict | None = None,
                  layout: str = "basicsr") -> None:
     """Write a release-style weight file.
@@ -193,7 +180,7 @@ def save_weights(path: str | os.PathLike, state: dict[str, torch.Tensor], *, ema
         except OSError:
             pass
         raise
-    _fsync_dir(p.parent)
+    fsync_dir(p.parent)
 
 
 def save_checkpoint(path: str | os.PathLike, ckpt: dict) -> None:
