@@ -156,3 +156,111 @@ def test_sinc_kernel_with_negative_taps(img):
     k /= k.sum()
     assert k.min() < 0
     np.testing.assert_allclose(blur(img, k), correlate_ref(img, k), atol=2e-6, rtol=0)
+
+
+# --------------------------------------------------------------------------------------------- the fast analysis
+# The crop and the separability decision take Numba shortcuts (ring sums, a certified total, 2x2 / 3x3 minor
+# bounds on the singular values before any SVD). The realesrgan preset's bytes depend on them giving the plain
+# NumPy formulation's answer, kernel by kernel: compared here with that formulation (the code before the
+# shortcuts), bit for bit.
+
+def _crop_reference(kernel, tol=5e-8):
+    k = kernel.shape[0]
+    c = k // 2
+    a = np.abs(kernel)
+    total = a.sum()
+    if total == 0.0:
+        return kernel[c:c + 1, c:c + 1]
+    yy, xx = np.indices(a.shape)
+    dist = np.maximum(np.abs(yy - c), np.abs(xx - c))
+    ring = np.bincount(dist.ravel(), weights=a.ravel(), minlength=c + 1)
+    outside = np.concatenate([np.cumsum(ring[::-1])[::-1][1:], [0.0]])
+    r = int(np.argmax(outside <= tol * total))
+    return kernel[c - r:c + r + 1, c - r:c + r + 1] if r < c else kernel
+
+
+def _terms_reference(kernel):
+    from degradekit.ops.blur import _dense_cost, _sep_cost
+    k = kernel.shape[0]
+    if k == 1:
+        return None
+    u, s, vt = np.linalg.svd(kernel)
+    tail = np.concatenate([np.cumsum(s[::-1])[::-1], [0.0]])
+    budget = 5e-8 * max(np.abs(kernel).sum(), 1e-300)
+    rank = max(int(np.argmax(tail <= budget)), 1)
+    if _sep_cost(k, rank) >= _dense_cost(k):
+        return None
+    return [((u[:, r] * np.sqrt(s[r])).astype(np.float32), (vt[r] * np.sqrt(s[r])).astype(np.float32))
+            for r in range(rank)]
+
+
+def _analysis_kernels():
+    from degradekit.config import preset
+    from degradekit.kernels import build_kernel
+    from degradekit.ops import blur_kernels as bk
+    from degradekit.pipeline import sample
+    out = []
+    for name in ("realesrgan", "realworld"):
+        cfg = preset(name)
+        for seed in range(60):
+            p = sample(np.random.default_rng(seed), cfg)
+            for st in p.stages:
+                if st.blur is not None and getattr(st.blur, "kind", None) != "median":
+                    out.append(build_kernel(st.blur, None))
+            if p.final.sinc is not None:
+                out.append(build_kernel(p.final.sinc, None))
+    for v in np.linspace(1.0, 11.0, 21):
+        out += [bk.box_kernel(v), bk.disk_kernel(v / 2), bk.motion_kernel(v, 37.0 * v), bk.motion_kernel(v, 0.0),
+                bk.motion_kernel(v, 90.0)]
+    rng = np.random.default_rng(7)
+    for k in (3, 5, 7, 9, 11, 13, 15):
+        for rank in (1, 2, 3):
+            m = sum(np.outer(rng.random(k), rng.random(k)) for _ in range(rank))
+            out += [m / m.sum(), np.pad(m / m.sum(), 2)]
+            # a rank-1 kernel plus a perturbation near the SVD budget (5e-8 of sum |K|)
+            e = np.outer(rng.standard_normal(k), rng.standard_normal(k))
+            for scale in (1e-8, 5e-8, 1e-7):
+                pert = m / m.sum() + scale * e / np.linalg.svd(e, compute_uv=False)[0]
+                out.append(pert)
+    out += [np.zeros((5, 5)), np.zeros((1, 1)), np.ones((1, 1)), -gaussian(9, 1.5)]
+    return out
+
+
+def test_fast_crop_and_separability_match_the_numpy_formulation():
+    for kernel in _analysis_kernels():
+        cropped = crop_negligible_border(kernel)
+        ref = _crop_reference(kernel)
+        assert cropped.shape == ref.shape
+        np.testing.assert_array_equal(cropped, ref)
+        terms, ref_terms = separable_terms(cropped), _terms_reference(ref)
+        assert (terms is None) == (ref_terms is None)
+        if terms is not None:
+            assert len(terms) == len(ref_terms)
+            for (c, r), (rc, rr) in zip(terms, ref_terms):
+                np.testing.assert_array_equal(c, rc)
+                np.testing.assert_array_equal(r, rr)
+
+
+def test_crop_near_the_threshold_defers_to_numpy():
+    from degradekit.ops.blur import _crop_radius_certain
+    k = np.zeros((7, 7))
+    k[3, 3] = 1.0
+    k[0, 3] = 5e-8 / (1 - 5e-8)  # the outer ring's mass is exactly the threshold (up to rounding)
+    assert _crop_radius_certain(k, 5e-8) == -1
+    np.testing.assert_array_equal(crop_negligible_border(k), _crop_reference(k))
+    k[0, 3] = 1e-3
+    assert _crop_radius_certain(k, 5e-8) == 3  # clearly significant: decided without NumPy's sum
+    k[0, 3] = 1e-12
+    assert _crop_radius_certain(k, 5e-8) == 0
+
+
+@pytest.mark.parametrize("k", [3, 7, 9, 11])
+def test_rank_lower_bounds_do_not_exceed_the_singular_values(k):
+    from degradekit.ops.blur import _abs_sum, _rank_lower_bound_2, _rank_lower_bound_3
+    rng = np.random.default_rng(k)
+    for _ in range(50):
+        m = rng.standard_normal((k, k)) * (rng.random((k, k)) < 0.6)
+        s = np.linalg.svd(m, compute_uv=False)
+        assert _rank_lower_bound_2(m, np.inf) <= s[1] * (1 + 1e-12) + 1e-300
+        assert _rank_lower_bound_3(m, np.inf) <= s[2] * (1 + 1e-12) + 1e-300
+        assert _abs_sum(m) == pytest.approx(np.abs(m).sum(), rel=1e-13)

@@ -199,3 +199,71 @@ def test_median_large_image_route_matches_scipy(size):
     img = np.random.default_rng(size).random((160, 203, 3), dtype=np.float32)
     assert img.nbytes > M._SMALL_BYTES
     np.testing.assert_array_equal(median_blur(img, size), ndi.median_filter(img, size=(size, size, 1), mode="mirror"))
+
+
+# --------------------------------------------------------------------------------------------- Numba builders
+# The builders run in Numba (disk: around one np.arcsin call; motion: the splat) and scalar Python (box); the
+# kernels must stay those of the plain NumPy formulation bit for bit (replayed records re-derive them).
+
+def _box_reference(size):
+    half = size / 2.0
+    r = max(0, math.ceil(half - 0.5))
+    j = np.arange(-r, r + 1, dtype=np.float64)
+    w = np.clip(np.minimum(j + 0.5, half) - np.maximum(j - 0.5, -half), 0.0, 1.0)
+    k = np.outer(w, w)
+    return k / k.sum()
+
+
+def _disk_reference(radius):
+    if radius <= 0.5:
+        return np.ones((1, 1))
+    r2 = radius * radius
+    n = 2 * math.ceil(radius - 0.5) + 1
+    edges = np.arange(n + 1, dtype=np.float64) - n / 2.0
+
+    def prim(t):
+        t = np.clip(t, -radius, radius)
+        return 0.5 * (t * np.sqrt(np.maximum(r2 - t * t, 0.0)) + r2 * np.arcsin(t / radius))
+
+    y = edges[:, None]
+    x = np.clip(edges[None, :], -radius, radius)
+    s = np.sqrt(np.maximum(r2 - y * y, 0.0))
+    m = np.clip(x, -s, s)
+    upper = y >= 0.0
+    f = np.where(upper, 2.0 * (prim(x) - prim(-radius)), 0.0) - np.where(upper, 1.0, -1.0) * (prim(m) - prim(-s))
+    f += y * (m + s)
+    area = np.maximum(f[1:, 1:] - f[:-1, 1:] - f[1:, :-1] + f[:-1, :-1], 0.0)
+    return area / area.sum()
+
+
+def _motion_reference(length, angle):
+    r = math.ceil(length / 2.0)
+    k = 2 * r + 1
+    n = max(2, math.ceil(length * 32))
+    t = ((np.arange(n) + 0.5) / n - 0.5) * length
+    th = math.radians(angle)
+    x = r + t * math.cos(th)
+    y = r - t * math.sin(th)
+    x0 = np.floor(x).astype(np.int64)
+    y0 = np.floor(y).astype(np.int64)
+    fx = x - x0
+    fy = y - y0
+    flat = np.concatenate([(y0 + dy) * k + x0 + dx for dy in (0, 1) for dx in (0, 1)])
+    wts = np.concatenate([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx])
+    out = np.bincount(flat, weights=wts, minlength=k * k).reshape(k, k)
+    out = 0.5 * (out + out[::-1, ::-1])
+    return out / out.sum()
+
+
+def test_builders_match_the_numpy_formulation_bit_for_bit():
+    rng = np.random.default_rng(11)
+    values = np.concatenate([rng.uniform(0.5, 12.0, 300), np.arange(0.5, 12.01, 0.25), [0.5000001, 1.0]])
+    for v in map(float, values):
+        assert disk_kernel(v).tobytes() == _disk_reference(v).tobytes(), v
+        if v >= 1.0:
+            assert box_kernel(v).tobytes() == _box_reference(v).tobytes(), v
+            for a in (float(rng.uniform(-180, 180)), 0.0, 45.0, 90.0, -135.0):
+                assert motion_kernel(v, a).tobytes() == _motion_reference(v, a).tobytes(), (v, a)
+    # non-float numbers take the checked path, with the same result
+    assert box_kernel(3).tobytes() == _box_reference(3.0).tobytes()
+    assert motion_kernel(np.float32(5.0), 30).tobytes() == _motion_reference(5.0, 30.0).tobytes()

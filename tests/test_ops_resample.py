@@ -238,14 +238,63 @@ def test_numba_pass_matches_numpy(dtype, atol):
     np.testing.assert_allclose(out, ref, atol=atol, rtol=0)
 
 
+def _padded_taps(rng, n_in, n_out, k):
+    """Random horizontal taps in _hrow's layout (consecutive from x0 in a row padded by k // 2 + 1 pixels,
+    x0 >= -(k // 2), x0 + k - 1 <= n_in - 1 + k // 2), with the equivalent clamped (idx, w) of interp_weights."""
+    half = k // 2
+    x0 = rng.integers(-half, n_in - half, n_out)
+    idx = np.clip(x0[:, None] + np.arange(k)[None, :], 0, n_in - 1)
+    w = rng.standard_normal((n_out, k)).astype(np.float32)
+    pad = half + 1
+    return (3 * (x0 + pad)).astype(np.uint64), w, pad, idx
+
+
+@pytest.mark.parametrize("k", [2, 4, 6])
+def test_numba_hrow_matches_numpy(k):
+    # The horizontal row kernel (K = 2, 4 unrolled, others looped) on a replicate-padded row vs a NumPy gather.
+    rng = np.random.default_rng(10 + k)
+    row = rng.random((13, 3), dtype=np.float32)
+    xb, w, pad, idx = _padded_taps(rng, 13, 17, k)
+    padded = np.concatenate([np.repeat(row[:1], pad, 0), row, np.repeat(row[-1:], pad, 0)]).reshape(-1)
+    out = np.empty(17 * 3, np.float32)
+    R._hrow(padded, xb, w, out)
+    ref = np.einsum("ok,okc->oc", w.astype(np.float64), row[idx].astype(np.float64))
+    np.testing.assert_allclose(out.reshape(17, 3), ref, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("k", [2, 4, 5])
+def test_numba_vrow_matches_numpy(k):
+    # The vertical row kernel (K = 2, 4 in one pass, others tap by tap) vs a NumPy weighted sum of rows.
+    rng = np.random.default_rng(20 + k)
+    rows = rng.random((9, 31), dtype=np.float32)
+    idx = rng.integers(0, 9, k)
+    w = rng.standard_normal(k).astype(np.float32)
+    out = np.empty(31, np.float32)
+    R._vrow(rows, idx, w, out)
+    np.testing.assert_allclose(out, w.astype(np.float64) @ rows[idx].astype(np.float64), atol=1e-5, rtol=0)
+
+
+def test_htaps_are_interp_weights_padded():
+    # _htaps's consecutive taps in the padded row read exactly the clamped pixels interp_weights gives.
+    for n_in, n_out, f in ((400, 240, "mitchell"), (100, 150, "hamming"), (7, 30, "lanczos3"), (50, 3, "box")):
+        xb, xw, pad = R._htaps(n_in, n_out, f)
+        idx, w, _ = interp_weights(n_in, n_out, f)
+        k = idx.shape[1]
+        pixels = (xb.astype(np.int64) // 3)[:, None] - pad + np.arange(k)[None, :]
+        np.testing.assert_array_equal(np.clip(pixels, 0, n_in - 1), idx)
+        assert pixels.min() >= -pad and pixels.max() <= n_in - 1 + pad
+        np.testing.assert_array_equal(xw, w.astype(np.float32))
+
+
 def test_numba_fused_kernel_matches_numpy():
     # The fused kernel (antialias=False, height shrinking): vertical taps into a row, then horizontal taps.
     rng = np.random.default_rng(4)
     img = rng.random((20, 13, 3), dtype=np.float32)
-    yidx, xidx = rng.integers(0, 20, (7, 4)), rng.integers(0, 13, (9, 6))
-    yw, xw = rng.standard_normal((7, 4)).astype(np.float32), rng.standard_normal((9, 6)).astype(np.float32)
+    yidx = rng.integers(0, 20, (7, 4))
+    yw = rng.standard_normal((7, 4)).astype(np.float32)
+    xb, xw, pad, xidx = _padded_taps(rng, 13, 9, 6)
     out = np.empty((7, 9 * 3), np.float32)
-    R._resample_fused(img.reshape(20, -1), yidx, yw, xidx, xw, np.empty(13 * 3, np.float32), out)
+    R._resample_fused(img.reshape(20, -1), yidx, yw, xb, xw, pad, np.empty((13 + 2 * pad) * 3, np.float32), out)
     mid = np.einsum("ik,ikwc->iwc", yw.astype(np.float64), img[yidx].astype(np.float64))
     ref = np.einsum("ok,iokc->ioc", xw.astype(np.float64), mid[:, xidx])
     np.testing.assert_allclose(out.reshape(7, 9, 3), ref, atol=1e-5, rtol=0)
@@ -257,11 +306,11 @@ def test_numba_ring_kernel_matches_numpy():
     img = rng.random((6, 13, 3), dtype=np.float32)
     idx, _, _ = interp_weights(6, 15, "lanczos3")  # consecutive (clamped) rows per output row, as required
     yw = rng.standard_normal(idx.shape).astype(np.float32)
-    xidx, xw = rng.integers(0, 13, (9, 4)), rng.standard_normal((9, 4)).astype(np.float32)
+    xb, xw, pad, xidx = _padded_taps(rng, 13, 9, 4)
     k = idx.shape[1]
     out = np.empty((15, 9 * 3), np.float32)
-    R._resample_fused_ring(img.reshape(6, -1), idx, yw, xidx, xw, np.empty((k, 27), np.float32),
-                           np.full(k, -1, np.int64), np.empty(27, np.float32), out)
+    R._resample_fused_ring(img.reshape(6, -1), idx, yw, xb, xw, pad, np.empty((13 + 2 * pad) * 3, np.float32),
+                           np.empty((k, 27), np.float32), np.full(k, -1, np.int64), np.empty(k, np.int64), out)
     mid = np.einsum("ok,hokc->hoc", xw.astype(np.float64), img[:, xidx].astype(np.float64))
     ref = np.einsum("ik,ikoc->ioc", yw.astype(np.float64), mid[idx])
     np.testing.assert_allclose(out.reshape(15, 9, 3), ref, atol=1e-5, rtol=0)
