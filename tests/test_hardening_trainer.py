@@ -446,6 +446,55 @@ def test_a_signal_in_each_phase_stops_at_a_consistent_step(shards, tmp_path, mon
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before    # handlers given back
 
 
+def test_a_signal_while_a_loader_worker_hands_over_a_batch_does_not_break_the_hand_over(shards, tmp_path,
+                                                                                       monkeypatch, capfd):
+    """A worker's batch arrives as shared-memory file descriptors, passed over a socket after a handshake with the
+    worker's resource-sharer thread. A signal in the middle must not unwind it (the socket would close mid-handshake
+    and the worker print a ConnectionResetError traceback after the one-line message): the run stops once the
+    batch is in, without training on it, and the resumed run ends bit-identical to an uninterrupted one."""
+    import multiprocessing.connection as mpc
+    from dataclasses import replace
+
+    import trainer.train as tt
+    from trainer.train import TrainingInterrupted, fit
+
+    def cfg():
+        c = _api_cfg(5)
+        return replace(c, data=replace(c.data, num_workers=1))
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    fit(shards, cfg=cfg(), out=tmp_path / "ref", tensorboard=False)
+    main, seen = os.getpid(), {"l1": 0, "raised": 0, "not_unwound": 0}
+    real_l1, real_answer = tt.losses.l1, mpc.answer_challenge
+
+    def l1(*a):
+        seen["l1"] += 1
+        return real_l1(*a)
+
+    def answer(*a, **kw):                 # this process's side of the handshake (forked workers skip the hook)
+        if os.getpid() == main and seen["l1"] == 2 and not seen["raised"]:
+            seen["raised"] = 1                        # step 2 is done: this is the hand-over of batch 3
+            signal.raise_signal(signal.SIGINT)
+            seen["not_unwound"] = 1
+        return real_answer(*a, **kw)
+    monkeypatch.setattr(tt.losses, "l1", l1)
+    monkeypatch.setattr(mpc, "answer_challenge", answer)
+    with pytest.raises(TrainingInterrupted) as ei:
+        fit(shards, cfg=cfg(), out=tmp_path / "b", tensorboard=False)
+    monkeypatch.undo()
+    assert seen == {"l1": 2, "raised": 1, "not_unwound": 1}, seen      # batch 3 arrived and was not trained on
+    assert ei.value.signum == signal.SIGINT
+    d = tmp_path / "b" / "esrnet"
+    assert [p.name for p in sorted((d / "checkpoints").glob("step-*.pth"))] == ["step-0000002.pth"], str(ei.value)
+    fit(shards, cfg=cfg(), out=tmp_path / "b", resume=str(d), tensorboard=False)
+    a = load_checkpoint(tmp_path / "ref" / "esrnet" / "checkpoints" / "step-0000005.pth")
+    b = load_checkpoint(d / "checkpoints" / "step-0000005.pth")
+    assert a["data_position"] == b["data_position"]
+    for part in ("params", "params_ema"):
+        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def _ddp_stop_worker(rank, world, port, shards, out, cfg, interrupt):
     """One DDP run to the end; with ``interrupt``, first a run that one rank's SIGTERM stops, then its resume
     (the process group is reused: one spawn for both)."""

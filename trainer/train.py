@@ -52,6 +52,21 @@ class _Stop(BaseException):
     so that no ``except Exception`` on the way (torch's DataLoader has one around its queue read) intercepts it."""
 
 
+# Modules whose code runs in this process while a loader worker hands over a batch: its tensors arrive as
+# shared-memory file descriptors that the worker's resource-sharer thread passes over a socket, with a handshake.
+_HANDOVER_MODULES = frozenset({"multiprocessing.resource_sharer", "multiprocessing.reduction",
+                               "torch.multiprocessing.reductions"})
+
+
+def _in_handover(frame) -> bool:
+    """True while the interrupted code is inside a loader worker's batch hand-over (see _HANDOVER_MODULES)."""
+    while frame is not None:
+        if frame.f_globals.get("__name__") in _HANDOVER_MODULES:
+            return True
+        frame = frame.f_back
+    return False
+
+
 class _Signals:
     """SIGINT/SIGTERM -> a stop request. While ``waiting`` (setup, or blocked on the loader) the handler raises
     _Stop at once; during a step it only records the signal and the loop stops after the step. Installed only in
@@ -71,6 +86,11 @@ class _Signals:
             if signal.SIGCHLD not in self._old:
                 self._old[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         if self.waiting and self.immediate:
+            if _in_handover(frame):
+                # unwinding here would drop the socket mid-handshake and the worker would print a traceback
+                # (ConnectionResetError in resource_sharer): only recorded; the loop stops as soon as this
+                # batch has arrived, without using it (a second signal, outside the hand-over, stops at once)
+                return
             self.waiting = False
             raise _Stop()
 
@@ -611,6 +631,8 @@ def _fit(shards, *, cfg, out, val_shards, pairs, val_pairs, init, init_d, resume
                     raise TrainingError(f"{e} ({stop_saving() if not ddp else 'last checkpoint: ' + str(ck_dir)})"
                                         ) from None
                 sig.waiting = False
+                if sig.signum and sig.immediate:  # arrived during the batch's hand-over: stop, batch unused
+                    raise _Stop()
                 skipped = int(batch["skipped"].sum()) if "skipped" in batch else 0
                 if ddp:                          # every rank counts every rank's skips: they stop together
                     t = torch.tensor([skipped], dtype=torch.int64, device=dev)
