@@ -202,9 +202,14 @@ def test_signal_to_pool_build_leaves_no_worker_alive(tmp_path, sig):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     kids = {}
     try:
+        def cmdline(pid):
+            try:
+                return Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:  # it ended after the /proc scan
+                return b""
+
         def workers_busy():
-            k = descendants(proc.pid)
-            return sum(1 for p in k if b"multiprocessing" in Path(f"/proc/{p}/cmdline").read_bytes()) >= 2
+            return sum(1 for p in descendants(proc.pid) if b"multiprocessing" in cmdline(p)) >= 2
         _wait_for(workers_busy, what="the pool build workers")
         time.sleep(4.0)  # inside KernelGAN
         kids = descendants(proc.pid)
@@ -386,7 +391,10 @@ def test_source_overwritten_during_a_two_worker_run_is_one_line(tmp_path):
 def test_ctrl_c_to_the_process_group_is_one_line_exit_130(tmp_path):
     """A terminal's Ctrl-C reaches every process of the group: the workers stay quiet, the parent cleans up."""
     out = tmp_path / "o"
-    proc = _start(["synth", *_big_job(tmp_path), "--workers", "2"], out, start_new_session=True)
+    # SIGINT at its default in the child, as in a terminal's foreground job: pytest run from a script's background
+    # job (`cmd &`) ignores SIGINT, the child would inherit that and rightly keep ignoring it (and just finish)
+    proc = _start(["synth", *_big_job(tmp_path), "--workers", "2"], out, start_new_session=True,
+                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     kids = {}
     try:
         _wait_for(lambda: (out / "shard-000001.tar").exists(), what="the first shards")
