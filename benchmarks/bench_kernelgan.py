@@ -1,4 +1,4 @@
-"""KernelGAN: time per image and accuracy on photos blurred with a known kernel (README "KernelGAN / pools").
+"""KernelGAN: time per image and accuracy on photos blurred with a known kernel (docs/performance.md, "KernelGAN and pools").
 
 Case: a scikit-image photo (HR) blurred with a 13x13 anisotropic Gaussian (sigma 2.0 / 0.8 px at 35 degrees)
 and decimated x2 or x4 on the pixel-centre grid (the realsr pipeline's own blur + decimation). KernelGAN runs

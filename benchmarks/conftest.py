@@ -1,6 +1,6 @@
 """Benchmark configuration: one core, fixed inputs, bench_*.py collection, and an ours/baseline ratio table.
 
-Run (the figures in README "Measured performance / Degradation engine"):
+Run (the figures in docs/performance.md, "Degradation engine"):
 
     taskset -c 0 pytest benchmarks/ --benchmark-only --benchmark-columns=min,median,mean,rounds
     pytest benchmarks/ --benchmark-disable -q      # quick smoke run: every benchmark body once

@@ -454,7 +454,7 @@ class DegradeConfig:
 
 # --------------------------------------------------------------------------------------------------- presets
 
-# `realworld`: general real-world photos (docs/readme/vocabulary.md gives the mix and why).  Real-ESRGAN's two
+# `realworld`: general real-world photos (docs/degradations.md gives the mix and why).  Real-ESRGAN's two
 # stages and final step, with the kinds real inputs show: defocus/motion blur, Lanczos/bicubic resizes done by
 # editors and browsers (mostly antialiased), luma-heavy sensor noise, in-camera oversharpening, phone JPEG 4:2:0
 # and web WebP in stage 1; the last save (final) is JPEG, WebP, AVIF or a video frame.  Colour jitter stays 0.
@@ -922,5 +922,5 @@ if __name__ == "__main__":  # pragma: no cover - `python -m degradekit.config > 
           "(`degradekit.config.config_reference_markdown()`); defaults are the `realesrgan` preset.\n")
     print(config_reference_markdown(), end="")
     print("\n## The realworld preset: the keys that differ from realesrgan\n\n(`realworld-x2` is the same at "
-          "`scale = 2`; the mix and why: README, \"The degradation vocabulary\".)\n")
+          "`scale = 2`; the mix and why: docs/degradations.md, \"The realworld preset (and realworld-x2)\".)\n")
     print(preset_diff_markdown("realworld"), end="")

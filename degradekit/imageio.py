@@ -242,7 +242,7 @@ def encode_png(img: np.ndarray, level: int = 1) -> bytes:
     ``level`` 1 (the default): every row uses the PNG "Paeth" filter and the stream is one dynamic-Huffman
     deflate block of literals (our own coder, no LZ77 matching): ~1.5 ms for a 400x400 patch, about the size of
     libdeflate's level 1 (which took ~4.3 ms). ``level`` 2..12: "Up" filter + libdeflate at that level (a few %
-    smaller, several times slower). ``level`` 0: stored, unfiltered. Measured in README, Performance / Synthesis.
+    smaller, several times slower). ``level`` 0: stored, unfiltered. Measured in docs/performance.md, Synthesis.
     """
     _check_rgb8(img)
     level = int(level)
@@ -296,7 +296,7 @@ def _check_rgb8(img) -> None:
 
 
 # --- level 1: PNG Paeth filter + our own Huffman-only deflate (one dynamic block) -------------------------------
-# Measured on 400x400 photo crops (README, Synthesis): libdeflate level 1 spends ~4.3 ms per HR patch looking
+# Measured on 400x400 photo crops (docs/performance.md, Synthesis): libdeflate level 1 spends ~4.3 ms per HR patch looking
 # for LZ77 matches that photographic residuals barely have; Huffman coding of Paeth residuals alone gives the
 # same size (+-5 %) in a fraction of the time. Pure integer code: the bytes are identical on every machine.
 

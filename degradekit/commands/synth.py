@@ -45,7 +45,7 @@ _EXIT_DOC = "Exit status: 0 all inputs used, 3 finished but some inputs were ski
 @click.option("--shard-size", type=click.IntRange(1, 10**7), default=1000, show_default=True,
               help="Samples per shard.")
 @click.option("--png-level", type=click.IntRange(0, 12), default=1, show_default=True,
-              help="PNG compression level (README, Performance): 1 (Paeth filter + our Huffman-only deflate coder) "
+              help="PNG compression level (docs/performance.md): 1 (Paeth filter + our Huffman-only deflate coder) "
                    "is the measured best trade-off; 0 stores the PNGs uncompressed (~1.7x bytes); 2-12 use "
                    "libdeflate (Up filter): a few % fewer bytes for several times the time.")
 @click.option("--max-pixels", type=click.IntRange(1, None), default=100_000_000, show_default=True,

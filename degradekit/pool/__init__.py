@@ -1,6 +1,6 @@
 """Ji et al. (RealSR) kernel and noise pools: build them from real photos, load them, degrade with them.
 
-A pool is a folder (see README "Formats")::
+A pool is a folder (see docs/pools.md, "Pool folder")::
 
     POOL/pool.json           sources + sha256, settings, counts, kernel/noise lists, rejected items
     POOL/kernels.npz         ids, x2 (N, m, m) [, x4 (N, m, m)], raw (N, 13, 13), outlier (N,)

@@ -546,7 +546,7 @@ def kernel_moments(k: np.ndarray) -> dict:
                 theta=float(theta))
 
 
-# Outlier rules for the quality record (documented in README "formats"):
+# Outlier rules for the quality record (documented in docs/pools.md, "Pool folder"):
 QUALITY_LIMITS = dict(raw_sum=(0.8, 1.25), centroid_offset=1.5, edge_mass=0.05, sigma_major=(0.2, 4.0), texture=2.0)
 
 

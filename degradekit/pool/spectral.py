@@ -9,7 +9,7 @@ squares over (direction, log radius) bins of a Welch-averaged periodogram of the
 per direction, a shared alpha and the three entries of S. At scale s the HR-pixel kernel covariance is s^2 S
 (the scene is the HR's sharp content).
 
-What it recovers and what it does not (measured, README "KernelGAN / pools"): at x2 with a sigma 2.0/0.8
+What it recovers and what it does not (measured, docs/performance.md, "KernelGAN and pools"): at x2 with a sigma 2.0/0.8
 kernel it finds the width within ~10 % and the angle within ~15 degrees on the bundled photos (KernelGAN:
 elongation 1.3 instead of 2.5, angle arbitrary). It needs the blur to show inside the band it fits: a photo
 whose blur is far below a pixel (a sharp, aliased x4 LR) gives no information and is flagged unreliable.

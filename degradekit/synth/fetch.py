@@ -48,7 +48,7 @@ class Archive:
     max_unpacked: int = 64 * 10**9  # bound on the bytes unpacked (about 2x the dataset's known HR size)
 
 
-#: The one table of official download locations (also printed by `degradekit data list` and in the README).
+#: The one table of official download locations (also printed by `degradekit data list` and in docs/synth.md).
 ARCHIVES: dict[str, Archive] = {
     "DIV2K": Archive("DIV2K", "http://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_train_HR.zip", "DIV2K_train_HR.zip",
                      "zip", "DIV2K_train_HR", "DIV2K/DIV2K_train_HR", page="https://data.vision.ee.ethz.ch/cvl/DIV2K/",
