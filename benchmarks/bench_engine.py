@@ -7,11 +7,12 @@ Each group has an ``ours`` and a ``baseline`` benchmark; conftest prints the med
 from __future__ import annotations
 
 import itertools
-import time
 
 import cv2
 import numpy as np
 import pytest
+
+from _interleave import record_interleaved
 
 from degradekit import kernels as K
 from degradekit.ops.blur import blur
@@ -32,17 +33,7 @@ def _stage(benchmark, role, ours, baseline, rounds=None):
     entries run seconds apart under different load, the interleaved ratio does not."""
     fn = ours if role == "ours" else baseline
     if role == "ours" and not benchmark.disabled:
-        a, b = [], []
-        for _ in range(N_INTERLEAVED):
-            t0 = time.perf_counter()
-            ours()
-            t1 = time.perf_counter()
-            baseline()
-            t2 = time.perf_counter()
-            a.append(t1 - t0)
-            b.append(t2 - t1)
-        benchmark.extra_info["interleaved_ours_ms"] = float(np.median(a) * 1e3)
-        benchmark.extra_info["interleaved_baseline_ms"] = float(np.median(b) * 1e3)
+        record_interleaved(benchmark, ours, baseline, N_INTERLEAVED)
     if rounds is None:
         return benchmark(fn)
     return benchmark.pedantic(fn, rounds=rounds, iterations=1)

@@ -12,13 +12,14 @@ of the two timed alternately (``interleaved``, robust to the load changes of a s
 from __future__ import annotations
 
 import io
-import time
 from fractions import Fraction
 
 import cv2
 import numpy as np
 import pytest
 from PIL import Image
+
+from _interleave import record_interleaved
 
 from degradekit.ops import codec_info
 from degradekit.ops.avif import avif
@@ -34,17 +35,7 @@ def _run(benchmark, role, ours, baseline, slow=False):
     fn = ours if role == "ours" else baseline
     fn()  # warm: Numba kernels, codec tables
     if role == "ours" and not benchmark.disabled:
-        a, b = [], []
-        for _ in range(N_INTERLEAVED if not slow else 7):
-            t0 = time.perf_counter()
-            ours()
-            t1 = time.perf_counter()
-            baseline()
-            t2 = time.perf_counter()
-            a.append(t1 - t0)
-            b.append(t2 - t1)
-        benchmark.extra_info["interleaved_ours_ms"] = float(np.median(a) * 1e3)
-        benchmark.extra_info["interleaved_baseline_ms"] = float(np.median(b) * 1e3)
+        record_interleaved(benchmark, ours, baseline, N_INTERLEAVED if not slow else 7)
     if slow:
         return benchmark.pedantic(fn, rounds=9, iterations=1)
     return benchmark(fn)

@@ -11,13 +11,14 @@ the timing (Pillow gets three ready mode-"F" images; NumPy baselines skip our ch
 
 from __future__ import annotations
 
-import time
 
 import cv2
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
 from PIL import Image
+
+from _interleave import record_interleaved
 
 from degradekit.ops.banding import band
 from degradekit.ops.blur import blur
@@ -125,17 +126,7 @@ def test_filter_op(benchmark, images, case, size, role):
     benchmark.group = f"{case} @{size}"
     if role == "ours" and not benchmark.disabled:
         n = 3 if case in SLOW and size == 400 else N_INTERLEAVED
-        a, b = [], []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            ours()
-            t1 = time.perf_counter()
-            baseline()
-            t2 = time.perf_counter()
-            a.append(t1 - t0)
-            b.append(t2 - t1)
-        benchmark.extra_info["interleaved_ours_ms"] = float(np.median(a) * 1e3)
-        benchmark.extra_info["interleaved_baseline_ms"] = float(np.median(b) * 1e3)
+        record_interleaved(benchmark, ours, baseline, n)
     fn = ours if role == "ours" else baseline
     rounds = SLOW.get(case, 30) if size == 400 else 30
     benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
