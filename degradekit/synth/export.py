@@ -121,17 +121,7 @@ def _publish(path: Path, data: bytes) -> None:
                 return
     except FileNotFoundError:
         pass
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, data, durable=False)
 
 
 class _Folders:
